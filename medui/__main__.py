@@ -1,0 +1,5 @@
+import sys
+
+from medui.cli import main
+
+sys.exit(main())

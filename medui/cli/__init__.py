@@ -1,0 +1,54 @@
+"""`python -m medui`: the headless twin of every page. Each subcommand module adds itself with `register`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from medui.cli.common import CliError, Result, table
+from medui.cli import audit_cmd, init_cmd, models_cmd, users_cmd  # noqa: E402  (after common: they import it)
+
+COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd)
+__all__ = ["CliError", "Result", "main", "table"]
+
+
+def json_flag() -> argparse.ArgumentParser:
+    """A parent parser giving every subcommand a --json switch."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m medui", description="MedUI command line: the headless twin of every page.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands, json_flag())
+    return parser
+
+
+def _user_facing_errors() -> tuple[type[Exception], ...]:
+    from medui.auth import AuthError
+    from medui.registry import RegistryError
+    from medui.uploads import UploadRejected
+
+    return CliError, AuthError, RegistryError, UploadRejected, ValueError, FileNotFoundError, PermissionError
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.handler(args)
+    except _user_facing_errors() as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if getattr(args, "json", False):
+            print(json.dumps({"error": message}))
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.data, indent=2, default=str))
+    elif result.text:
+        print(result.text)
+    return result.exit_code

@@ -1,0 +1,83 @@
+"""The database: one engine per URL, Alembic migrations at start-up, short transactions through `session_scope`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from medui.config import settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_engines: dict[str, Engine] = {}
+_migrated: set[str] = set()
+_lock = threading.Lock()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy, not the driver, issue BEGIN (pysqlite's own handling defers it too late).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        # IMMEDIATE takes the write lock up front, so two processes appending to the audit chain
+        # cannot both read the same head; readers are not blocked in WAL mode.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def engine(url: str | None = None) -> Engine:
+    """The engine for `url` (default: the configured database), migrated to the latest schema."""
+    url = url or settings().database_url
+    with _lock:
+        if url not in _engines:
+            new = create_engine(url, pool_pre_ping=True)
+            if new.dialect.name == "sqlite":
+                _configure_sqlite(new)
+            _engines[url] = new
+        if url not in _migrated:
+            migrate(_engines[url])
+            _migrated.add(url)
+        return _engines[url]
+
+
+def alembic_config(bound: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = bound
+    return cfg
+
+
+def migrate(bound: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    command.upgrade(alembic_config(bound), "head")
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A transaction that commits on success and rolls back on any error."""
+    maker = sessionmaker(bind=engine(), expire_on_commit=False)
+    with maker() as session, session.begin():
+        yield session
+
+
+def reset_engines() -> None:
+    """Forget cached engines (tests switch MEDUI_HOME between cases)."""
+    with _lock:
+        for cached in _engines.values():
+            cached.dispose()
+        _engines.clear()
+        _migrated.clear()

@@ -1,0 +1,38 @@
+"""Home: what this user can do, their recent analyses, and which model versions are in use."""
+
+import pandas as pd
+import streamlit as st
+
+from medui import registry
+from medui.records import recent_analyses
+from medui.ui.session import require_user
+
+user = require_user()
+st.title("MedUI")
+st.write(f"Welcome, **{user.username}**.")
+
+st.subheader("What you can do here")
+abilities = ["Change your password under *My account*."]
+if user.is_admin:
+    abilities += [
+        "Add clinicians and admins, disable accounts, reset passwords and change roles (*Admin → Users*).",
+        "Review registered models, promote a version to production or roll back (*Admin → Models*).",
+        "Read the audit trail and check that it has not been altered (*Admin → Audit*).",
+    ]
+st.markdown("\n".join(f"- {line}" for line in abilities))
+
+st.subheader("Your recent analyses")
+analyses = recent_analyses(user.username)
+if analyses:
+    st.dataframe(pd.DataFrame([{"When (UTC)": a.created_at, "Kind": a.kind, "Patient": a.patient or "",
+                                "Model": a.model or ""} for a in analyses]), hide_index=True)
+else:
+    st.info("No analyses saved yet.")
+
+st.subheader("Models in use")
+active = registry.production_versions()
+if active:
+    st.dataframe(pd.DataFrame([{"Model": n, "Production version": v} for n, v in sorted(active.items())]),
+                 hide_index=True)
+else:
+    st.info("No model has been promoted to production yet.")

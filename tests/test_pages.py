@@ -1,0 +1,161 @@
+"""Every page through Streamlit's AppTest: signed out is refused, clinicians see no admin pages, admins see all."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from medui import audit, auth
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "Correct-Horse-9"
+ALL_PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
+ADMIN_PAGES = ["admin_audit.py", "admin_models.py", "admin_users.py"]
+USER_PAGES = ["account.py", "home.py"]
+
+
+@pytest.fixture(autouse=True)
+def routed_like_a_live_server(monkeypatch):
+    """AppTest forgets before every run that app.py has called st.navigation, so Streamlit would serve files in
+    pages/ directly, bypassing the router; a live server remembers it (see medui.ui.session.ensure_routed,
+    exercised by the browser test). Keep each test's runs going through app.py as on a live server."""
+    original_init = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def app_as(username: str | None, script: str = "app.py") -> AppTest:
+    at = AppTest.from_file(str(ROOT / script), default_timeout=30)
+    if username:
+        at.session_state["medui_token"] = auth.start_session(username)
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.title, *at.markdown, *at.error, *at.warning, *at.info, *at.success])
+
+
+@pytest.fixture
+def clinician():
+    auth.create_user("dr.grey", PASSWORD, "clinician", actor="test")
+    return "dr.grey"
+
+
+@pytest.fixture
+def admin():
+    auth.create_user("boss", PASSWORD, "admin", actor="test")
+    return "boss"
+
+
+def test_every_page_is_covered_by_these_lists():
+    assert sorted(ADMIN_PAGES + USER_PAGES + ["sign_in.py"]) == ALL_PAGES
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES + USER_PAGES)
+def test_a_signed_out_visitor_is_refused_by_every_page(page):
+    at = app_as(None, f"pages/{page}")
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Please sign in to use MedUI."]
+    assert not at.dataframe and not at.button
+
+
+def test_signed_out_app_shows_only_the_sign_in_form():
+    at = app_as(None)
+    assert at.title[0].value == "MedUI"
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+
+
+def test_signing_in_through_the_form_opens_home(clinician):
+    at = app_as(None)
+    at.text_input[0].input("dr.grey")
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Welcome, **dr.grey**." in texts(at)
+
+
+def test_a_wrong_password_is_a_message_not_a_page(clinician):
+    at = app_as(None)
+    at.text_input[0].input("dr.grey")
+    at.text_input[1].input("nope-nope-nope")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Wrong username or password."]
+
+
+@pytest.mark.parametrize("page", ADMIN_PAGES)
+def test_a_clinician_is_refused_by_admin_pages_server_side(clinician, page):
+    at = app_as(clinician, f"pages/{page}")
+    assert [e.value for e in at.error] == ["This page is for administrators."]
+    assert not at.dataframe
+    assert audit.events(action="page_refused")[0]["actor"] == clinician
+
+
+def test_admin_pages_are_not_registered_for_a_clinician(clinician):
+    at = app_as(clinician)
+    assert not at.exception
+    with pytest.raises(Exception):
+        at.switch_page("pages/admin_users.py").run()
+
+
+@pytest.mark.parametrize("page", ["pages/" + p for p in ADMIN_PAGES + USER_PAGES])
+def test_admin_pages_render_without_exceptions(admin, page):
+    at = app_as(admin)
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert not at.error
+
+
+def test_one_time_password_forces_the_change_page_only():
+    password = auth.ensure_initial_admin()
+    at = app_as(None)
+    at.text_input[0].input("admin")
+    at.text_input[1].input(password)
+    at.button[0].click().run()
+    assert at.title[0].value == "My account"
+    assert "one-time password" in texts(at)
+    home = app_as("admin", "pages/home.py")
+    assert "Please change your password" in texts(home)
+    at.text_input[0].input(password)
+    at.text_input[1].input("Brand-new-pass-7")
+    at.text_input[2].input("Brand-new-pass-7")
+    at.button[0].click().run()
+    assert "Welcome, **admin**." in texts(at)
+
+
+def test_admin_adds_a_clinician_from_the_users_page(admin):
+    at = app_as(admin)
+    at.switch_page("pages/admin_users.py").run()
+    form_inputs = [t for t in at.text_input]
+    form_inputs[0].input("dr.new")
+    form_inputs[1].input("Welcome-aboard-1")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Added clinician 'dr.new'." in texts(at)
+    assert auth.get_user("dr.new").must_change_password
+    assert audit.events(action="user_add")[0]["actor"] == admin
+
+
+def test_admin_sees_a_broken_audit_chain(admin):
+    from sqlalchemy import update
+
+    from medui.store import session_scope
+    from medui.store.models import AuditEvent
+
+    with session_scope() as session:
+        session.execute(update(AuditEvent).where(AuditEvent.id == 1).values(actor="mallory"))
+    at = app_as(admin)
+    at.switch_page("pages/admin_audit.py").run()
+    assert "row 1 was edited" in " ".join(e.value for e in at.error)
+
+
+def test_sign_out_ends_the_session(admin):
+    at = app_as(admin)
+    token = at.session_state["medui_token"]
+    at.sidebar.button[0].click().run()
+    assert auth.resume_session(token) is None
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
