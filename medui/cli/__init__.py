@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 import sys
-from medui.cli.common import CliError, Result, table
+
 from medui.cli import audit_cmd, init_cmd, models_cmd, users_cmd  # noqa: E402  (after common: they import it)
+from medui.cli.common import CliError, Result, table
 
 COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd)
 __all__ = ["CliError", "Result", "main", "table"]

@@ -32,4 +32,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def cli_actor() -> str:
     """Who ran a CLI command, as recorded in the audit trail."""
-    return f"cli:{getpass.getuser()}"
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
+        return "cli:unknown"

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 from pathlib import Path
 
+from medui.cli.common import Result, cli_actor, table
+from medui.registry import get_version, import_model, list_versions, promote, rollback, verify_files
+
 LIST_COLUMNS = ["name", "version", "task", "method", "stage", "origin", "created_at"]
-
-
-def _default_actor() -> str:
-    try:
-        return "cli:" + getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
-        return "cli:unknown"
 
 
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
@@ -39,12 +34,12 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--note", default="", help="why (kept with the promotion history)")
-    promote.add_argument("--actor", default=_default_actor(), help="who is recorded in the audit trail")
+    promote.add_argument("--actor", default=cli_actor(), help="who is recorded in the audit trail")
     promote.set_defaults(handler=run_promote)
 
     rollback = actions.add_parser("rollback", parents=[json_parent], help="restore the previous production version")
     rollback.add_argument("name")
-    rollback.add_argument("--actor", default=_default_actor(), help="who is recorded in the audit trail")
+    rollback.add_argument("--actor", default=cli_actor(), help="who is recorded in the audit trail")
     rollback.set_defaults(handler=run_rollback)
 
     imp = actions.add_parser("import", parents=[json_parent],
@@ -53,7 +48,7 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
     imp.add_argument("--task", required=True, help="ner, image, ecg or mlm")
     imp.add_argument("--name", help="model name (default: from the folder or file name)")
     imp.add_argument("--base-model", dest="base_model", help="what it was trained from")
-    imp.add_argument("--actor", default=_default_actor(), help="who is recorded in the audit trail")
+    imp.add_argument("--actor", default=cli_actor(), help="who is recorded in the audit trail")
     imp.set_defaults(handler=run_import)
 
 
@@ -63,8 +58,6 @@ def _row(mv) -> dict:
 
 
 def _describe(mv) -> str:
-    from medui.cli import table
-
     lines = [
         f"{mv.name} version {mv.version} ({mv.stage}, {'shipped' if mv.shipped else 'trained'})",
         f"  task:       {mv.task}",
@@ -81,55 +74,37 @@ def _describe(mv) -> str:
     return "\n".join(lines)
 
 
-def run_list(args: argparse.Namespace):
-    from medui.cli import Result, table
-    from medui.registry import list_versions
-
+def run_list(args: argparse.Namespace) -> Result:
     versions = list_versions(args.name)
     return Result([mv.to_dict() for mv in versions], table([_row(mv) for mv in versions], LIST_COLUMNS))
 
 
-def run_show(args: argparse.Namespace):
-    from medui.cli import Result
-    from medui.registry import get_version
-
+def run_show(args: argparse.Namespace) -> Result:
     mv = get_version(args.name, args.version)
     return Result(mv.to_dict(), _describe(mv))
 
 
-def run_verify(args: argparse.Namespace):
-    from medui.cli import Result
-    from medui.registry import get_version, verify_files
-
+def run_verify(args: argparse.Namespace) -> Result:
     mv = get_version(args.name, args.version)
     verify_files(mv)  # a RegistryError here becomes a one-line error and exit code 1
     data = {"name": mv.name, "version": mv.version, "ok": True, "files": len(mv.files)}
     return Result(data, f"{mv.name} version {mv.version}: {len(mv.files)} files match their sha256")
 
 
-def run_promote(args: argparse.Namespace):
-    from medui.cli import Result
-    from medui.registry import list_versions, promote
-
+def run_promote(args: argparse.Namespace) -> Result:
     before = [mv.version for mv in list_versions(args.name) if mv.stage == "production"]
     mv = promote(args.name, args.version, actor=args.actor, note=args.note)
     previous = f" (version {before[-1]} archived)" if before else ""
     return Result(mv.to_dict(), f"{mv.name} version {mv.version} is now in production{previous}")
 
 
-def run_rollback(args: argparse.Namespace):
-    from medui.cli import Result
-    from medui.registry import get_version, rollback
-
+def run_rollback(args: argparse.Namespace) -> Result:
     current = get_version(args.name)
     mv = rollback(args.name, actor=args.actor)
     return Result(mv.to_dict(), f"{mv.name} rolled back to version {mv.version} (version {current.version} archived)")
 
 
-def run_import(args: argparse.Namespace):
-    from medui.cli import Result
-    from medui.registry import import_model
-
+def run_import(args: argparse.Namespace) -> Result:
     mv = import_model(args.path, task=args.task, actor=args.actor, name=args.name, base_model=args.base_model)
     text = (f"imported {args.path} as {mv.name} version {mv.version} (candidate); "
             f"promote it with: python -m medui models promote {mv.name} {mv.version}")

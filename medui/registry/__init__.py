@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from medui import audit
 from medui import config as _config
@@ -142,12 +142,6 @@ def stage_of(name: str, version: str | int) -> str:
                 declared = None
             return declared if declared in STAGES else "candidate"
     return "candidate"
-
-
-def revision() -> str:
-    """Changes whenever a promotion or rollback happens, in any process: part of the app's loader cache key."""
-    with session_scope() as session:
-        return str(session.scalar(select(func.max(ModelPromotion.id))) or 0)
 
 
 def _set_stage(session, name: str, version: str, stage: str, actor: str) -> None:
