@@ -64,7 +64,13 @@ def reject_message(data: bytes, kind: str, name: str = "upload") -> str:
 def test_kinds_and_their_limits():
     limits = {name: kind.max_bytes // MB for name, kind in KINDS.items()}
     assert limits == {
-        "dicom": 512, "zip": 1024, "csv": 100, "text": 5, "image": 50, "edf": 200, "wfdb_header": 1,
+        "dicom": 512,
+        "zip": 1024,
+        "csv": 100,
+        "text": 5,
+        "image": 50,
+        "edf": 200,
+        "wfdb_header": 1,
         "safetensors": 2048,
     }
 
@@ -269,6 +275,13 @@ def test_path_traversal_is_rejected(name, problem, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_entry_with_an_empty_name_is_rejected():
+    data = make_zip({"Q": b"data"}, zipfile.ZIP_STORED)
+    assert data.count(b"Q") == 2  # local and central header
+    with pytest.raises(UploadRejected, match="has an empty name"):
+        inspect_zip(data.replace(b"Q", b"\x00"))  # zipfile cuts names at NUL
+
+
 def test_entry_names_in_messages_are_sanitised_and_truncated():
     with pytest.raises(UploadRejected) as info:
         inspect_zip(make_zip({"../" + "\x1b[31m" + "x" * 200: b"1"}))
@@ -318,7 +331,9 @@ def test_too_many_entries_and_too_much_declared_data():
     assert len(inspect_zip(data, max_entries=11, max_total_bytes=1100)) == 11
 
 
-@pytest.mark.parametrize("data", [b"PK\x03\x04garbage", b"PK\x05\x06" + bytes(6) + b"\x01\x00" + b"\xff" * 10, b"hello"])
+@pytest.mark.parametrize(
+    "data", [b"PK\x03\x04garbage", b"PK\x05\x06" + bytes(6) + b"\x01\x00" + b"\xff" * 10, b"hello"]
+)
 def test_damaged_zip(data):
     with pytest.raises(UploadRejected, match="^The ZIP archive is damaged.$"):
         inspect_zip(data)
@@ -366,12 +381,13 @@ def test_lying_declared_size_is_caught_and_nothing_is_left_behind(tmp_path):
 
 
 def test_extraction_counts_real_bytes_and_cleans_up(tmp_path, monkeypatch):
-    import medui.uploads.archives as archives
+    from medui.uploads import archives
 
     data = make_zip({"a/one.bin": bytes(3000), "a/b/two.bin": bytes(3000)})
     # Simulate declared sizes that lied undetected: extraction alone must stop at the limit.
-    monkeypatch.setattr(archives, "inspect_zip", lambda data, **limits: [
-        ArchiveEntry("a/one.bin", 1), ArchiveEntry("a/b/two.bin", 1)])
+    monkeypatch.setattr(
+        archives, "inspect_zip", lambda data, **limits: [ArchiveEntry("a/one.bin", 1), ArchiveEntry("a/b/two.bin", 1)]
+    )
     dest = tmp_path / "out"
     with pytest.raises(UploadRejected, match="unpacks to more than"):
         extract_zip(data, dest, max_total_bytes=4000)
@@ -381,8 +397,19 @@ def test_extraction_counts_real_bytes_and_cleans_up(tmp_path, monkeypatch):
 # --- property: never anything but a result or UploadRejected ----------------------------------------------------------
 
 PREFIXES = [
-    b"", b"PK\x03\x04", b"PK\x05\x06", b"\x80\x04", b"0       ", PNG[:8], b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff",
-    bytes(128) + b"DICM", b"\x08\x00\x05\x00CS\x0a\x00", struct.pack("<Q", 16) + b"{", b"MZ",
+    b"",
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\x80\x04",
+    b"0       ",
+    PNG[:8],
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    bytes(128) + b"DICM",
+    b"\x08\x00\x05\x00CS\x0a\x00",
+    struct.pack("<Q", 16) + b"{",
+    b"MZ",
 ]
 
 

@@ -19,8 +19,14 @@ MAX_RATIO = 200
 # Small entries compress absurdly well (1 KB of zeros is ~100x) and cannot hurt; ratios matter for big ones.
 RATIO_FLOOR_BYTES = 1 * MB
 NESTED_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar")
-NESTED_MAGIC = ((0, b"PK\x03\x04"), (0, b"PK\x05\x06"), (0, b"\x1f\x8b"), (0, b"7z\xbc\xaf\x27\x1c"),
-                (0, b"Rar!"), (257, b"ustar"))
+NESTED_MAGIC = (
+    (0, b"PK\x03\x04"),
+    (0, b"PK\x05\x06"),
+    (0, b"\x1f\x8b"),
+    (0, b"7z\xbc\xaf\x27\x1c"),
+    (0, b"Rar!"),
+    (257, b"ustar"),
+)
 CHUNK = 1 * MB
 
 
@@ -49,6 +55,8 @@ def _declared_entry_count(data: bytes) -> int | None:
 
 
 def _name_problem(name: str) -> str | None:
+    if not name:
+        return "has an empty name"
     if name.startswith("/"):
         return "has an absolute path"
     if re.match(r"[A-Za-z]:", name):
@@ -71,7 +79,7 @@ def inspect_zip(
         raise UploadRejected(f"The ZIP archive has {declared:,} entries; the limit is {max_entries:,}.")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except Exception:  # zipfile raises a zoo of types (BadZipFile, OSError, struct.error, ...) on crafted input
+    except Exception:  # noqa: BLE001 -- zipfile raises a zoo of types (BadZipFile, OSError, struct.error, ...) on crafted input
         raise UploadRejected(DAMAGED) from None
     with zf:
         infos = zf.infolist()
@@ -110,7 +118,7 @@ def _check_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, seen: set[str], max
             head = member.read(262)  # enough for every magic in NESTED_MAGIC, tar's sits at 257
     except NotImplementedError:
         raise reject("uses an unsupported compression method") from None
-    except Exception:  # a damaged stream surfaces as BadZipFile, zlib.error, EOFError, ...
+    except Exception:  # noqa: BLE001 -- a damaged stream surfaces as BadZipFile, zlib.error, EOFError, ...
         raise UploadRejected(DAMAGED) from None
     if any(head[off : off + len(magic)] == magic for off, magic in NESTED_MAGIC):
         raise reject("is an archive inside the archive")
@@ -124,7 +132,7 @@ def _relative_path(name: str) -> Path:
 
 
 def extract_zip(data: bytes, dest: Path, **limits: int) -> list[Path]:
-    """Inspect, then extract a ZIP archive into dest, counting the real bytes; on any failure remove what was written."""
+    """Inspect, then extract into dest counting the real bytes; on any failure remove what was written."""
     entries = inspect_zip(data, **limits)
     max_total = limits.get("max_total_bytes", MAX_TOTAL_BYTES)
     dest = Path(dest)
@@ -146,8 +154,9 @@ def extract_zip(data: bytes, dest: Path, **limits: int) -> list[Path]:
     return written
 
 
-def _extract(data: bytes, dest: Path, entries: list[ArchiveEntry], max_total: int, written: list[Path],
-             made_dirs: list[Path]) -> None:
+def _extract(
+    data: bytes, dest: Path, entries: list[ArchiveEntry], max_total: int, written: list[Path], made_dirs: list[Path]
+) -> None:
     total = 0
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         for entry in entries:
@@ -160,17 +169,16 @@ def _extract(data: bytes, dest: Path, entries: list[ArchiveEntry], max_total: in
                 directory.mkdir()
                 made_dirs.append(directory)
             try:
-                out = open(target, "xb")  # never overwrite, not even an earlier entry of this archive
+                with open(target, "xb") as out:  # never overwrite, not even an earlier entry of this archive
+                    written.append(target)
+                    for chunk in _chunks(zf, entry.name):
+                        # Declared sizes can lie: count what actually comes out of the decompressor.
+                        total += len(chunk)
+                        if total > max_total:
+                            raise UploadRejected(f"The ZIP archive unpacks to more than {mb(max_total)}.")
+                        out.write(chunk)
             except (FileExistsError, NotADirectoryError, IsADirectoryError):
                 raise UploadRejected(f"ZIP entry '{shown(entry.name)}' would overwrite another file.") from None
-            written.append(target)
-            with out:
-                for chunk in _chunks(zf, entry.name):
-                    # Declared sizes can lie: count what actually comes out of the decompressor.
-                    total += len(chunk)
-                    if total > max_total:
-                        raise UploadRejected(f"The ZIP archive unpacks to more than {mb(max_total)}.")
-                    out.write(chunk)
 
 
 def _chunks(zf: zipfile.ZipFile, name: str) -> Iterator[bytes]:
@@ -182,5 +190,5 @@ def _chunks(zf: zipfile.ZipFile, name: str) -> Iterator[bytes]:
         with zf.open(name) as member:
             while chunk := member.read(CHUNK):
                 yield chunk
-    except Exception:
+    except Exception:  # noqa: BLE001 -- as above: damage shows up as many exception types
         raise UploadRejected(DAMAGED) from None
