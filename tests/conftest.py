@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from medui.cli import main
 from medui.store import reset_engines
 
 
@@ -24,3 +25,24 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, "rep_" + report.when, report)
+
+
+@pytest.fixture
+def shipped_models(tmp_path, monkeypatch):
+    """A temporary shipped-models root, so no test reads or writes the repository's models/."""
+    root = tmp_path / "shipped"
+    root.mkdir()
+    monkeypatch.setattr("medui.config.SHIPPED_MODELS_DIR", root)
+    return root
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `python -m medui ARGS` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

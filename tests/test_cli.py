@@ -9,12 +9,6 @@ from medui.store import session_scope
 from medui.store.models import AuditEvent
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
@@ -24,30 +18,30 @@ def test_help_lists_every_subcommand(capsys):
         assert command in out
 
 
-def test_init_prints_the_admin_password_once(capsys):
-    code, out, _ = run(capsys, "init", "--json")
+def test_init_prints_the_admin_password_once(cli):
+    code, out, _ = cli("init", "--json")
     first = json.loads(out)
     assert code == 0 and first["admin_created"]
     assert auth.authenticate("admin", first["admin_password"]).must_change_password
-    code, out, _ = run(capsys, "init", "--json")
+    code, out, _ = cli("init", "--json")
     assert json.loads(out) == {"home": first["home"], "admin_created": False}
 
 
-def test_users_add_list_disable_enable(capsys):
-    code, out, _ = run(capsys, "users", "add", "--username", "dr.a", "--password", "Long-enough-1",
+def test_users_add_list_disable_enable(cli):
+    code, out, _ = cli("users", "add", "--username", "dr.a", "--password", "Long-enough-1",
                        "--role", "clinician", "--json")
     assert code == 0 and json.loads(out)["role"] == "clinician"
-    code, out, _ = run(capsys, "users", "list", "--json")
+    code, out, _ = cli("users", "list", "--json")
     assert [(u["username"], u["active"]) for u in json.loads(out)] == [("dr.a", True)]
-    assert run(capsys, "users", "disable", "--username", "dr.a")[0] == 0
+    assert cli("users", "disable", "--username", "dr.a")[0] == 0
     assert not auth.get_user("dr.a").active
-    assert run(capsys, "users", "enable", "--username", "dr.a")[0] == 0
+    assert cli("users", "enable", "--username", "dr.a")[0] == 0
     assert auth.authenticate("dr.a", "Long-enough-1").active
 
 
-def test_reset_password_prints_a_one_time_password(capsys):
+def test_reset_password_prints_a_one_time_password(cli):
     auth.create_user("dr.a", "Long-enough-1", "clinician", actor="test")
-    code, out, _ = run(capsys, "users", "reset-password", "--username", "dr.a", "--json")
+    code, out, _ = cli("users", "reset-password", "--username", "dr.a", "--json")
     assert auth.authenticate("dr.a", json.loads(out)["temporary_password"]).must_change_password
 
 
@@ -56,25 +50,25 @@ def test_reset_password_prints_a_one_time_password(capsys):
     (["users", "disable", "--username", "ghost"], "No user named 'ghost'"),
     (["audit", "list", "--limit", "0"], "--limit must be positive"),
 ])
-def test_bad_input_is_one_line_and_exit_1(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_bad_input_is_one_line_and_exit_1(cli, argv, message):
+    code, out, err = cli(*argv)
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
-def test_audit_verify_exit_code_tells_a_tampered_chain(capsys):
+def test_audit_verify_exit_code_tells_a_tampered_chain(cli):
     auth.create_user("dr.a", "Long-enough-1", "clinician", actor="test")
-    code, out, _ = run(capsys, "audit", "verify", "--json")
+    code, out, _ = cli("audit", "verify", "--json")
     assert code == 0 and json.loads(out)["ok"]
     with session_scope() as session:
         session.execute(update(AuditEvent).values(outcome="failure"))
-    code, out, _ = run(capsys, "audit", "verify")
+    code, out, _ = cli("audit", "verify")
     assert code == 2 and "row 1 was edited" in out
 
 
-def test_audit_list_filters(capsys):
+def test_audit_list_filters(cli):
     auth.create_user("dr.a", "Long-enough-1", "clinician", actor="test")
     with pytest.raises(auth.AuthError):
         auth.authenticate("dr.a", "wrong-password")
-    code, out, _ = run(capsys, "audit", "list", "--outcome", "failure", "--json")
+    code, out, _ = cli("audit", "list", "--outcome", "failure", "--json")
     assert [(e["actor"], e["action"]) for e in json.loads(out)] == [("dr.a", "sign_in")]

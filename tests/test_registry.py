@@ -23,12 +23,8 @@ from medui.store.models import ModelPromotion, ModelStage
 
 
 @pytest.fixture(autouse=True)
-def shipped(tmp_path, monkeypatch) -> Path:
-    """A temporary shipped root, so no test reads or writes the repository's models/."""
-    root = tmp_path / "shipped"
-    root.mkdir()
-    monkeypatch.setattr("medui.config.SHIPPED_MODELS_DIR", root)
-    return root
+def shipped(shipped_models) -> Path:
+    return shipped_models
 
 
 def weights(path: Path, seed: int = 0) -> Path:
