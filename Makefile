@@ -17,7 +17,9 @@ $(VENV)/.installed-dev-$(DEV_HASH): $(VENV)/.installed-$(REQ_HASH)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# `medui init` migrates the database and, on the very first start, prints the admin password before the server starts.
 run: $(VENV)/.installed-$(REQ_HASH)
+	$(PY) -m medui init
 	$(PY) -m streamlit run app.py --server.port 8501
 
 test: $(VENV)/.installed-dev-$(DEV_HASH)
