@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from medui.ui.session import current_user, write_pending_cookie
+from medui.ui.session import current_user, sync_cookie
 from medui.ui.shell import sidebar, start_once
 
 st.set_page_config(page_title="MedUI", page_icon=":material/stethoscope:", layout="wide")
@@ -35,5 +35,5 @@ else:
         st.switch_page(home)
     sidebar(user)
 
-write_pending_cookie()
+sync_cookie()
 navigation.run()

@@ -48,3 +48,12 @@ def test_events_filter_newest_first(three_events):
 def test_unknown_outcome_is_refused():
     with pytest.raises(ValueError, match="outcome"):
         audit.record("admin", "sign_in", "maybe")
+
+
+def test_concurrent_writers_keep_one_unbroken_chain():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda i: audit.record(f"user{i}", "sign_in"), range(40)))
+    report = audit.verify()
+    assert report.ok and report.checked == 40

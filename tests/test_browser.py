@@ -101,6 +101,14 @@ def expect_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def wait_for_session_cookie(page) -> None:
+    """The page's script sets the cookie just after sign-in; a refresh in that instant would still sign out."""
+    deadline = time.monotonic() + 10
+    while not any(c["name"] == "medui_session" and c["value"] for c in page.context.cookies()):
+        assert time.monotonic() < deadline, "the session cookie was never set"
+        page.wait_for_timeout(100)
+
+
 def printed_admin_password(log: Path) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -159,6 +167,7 @@ def test_cli_added_clinician_signs_in_survives_refresh_and_cannot_reach_admin(se
     nav = page.locator('[data-testid="stSidebarNav"]')
     assert nav.get_by_role("link", name="Users").count() == 0
 
+    wait_for_session_cookie(page)
     page.reload()  # the signed cookie keeps the session
     page.get_by_text("Welcome, dr.cuddy.").wait_for()
 

@@ -43,10 +43,8 @@ def record(actor: str, action: str, outcome: str = "success", patient: str | Non
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
     detail = json.loads(json.dumps(detail, default=str))
     with session_scope() as session:
-        head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-        if head is None:
-            head = AuditHead(id=1, last_hash=GENESIS_HASH, count=0)
-            session.add(head)
+        # The row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) serialises writers on the chain's head.
+        head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
         seq = head.count + 1
         now = datetime.now(timezone.utc)
         row_hash = _row_hash(seq, now, actor, action, outcome, patient, detail, head.last_hash)

@@ -42,7 +42,7 @@ from medui.store.models import ModelPromotion, ModelStage
 __all__ = [
     "TASKS", "STAGES", "METHODS", "RegistryError", "FileEntry", "ModelVersion", "roots", "list_versions",
     "get_version", "production_versions", "stage_of", "promote", "rollback", "register_version",
-    "import_model", "verify_files", "load_state_dict", "revision",
+    "import_model", "verify_files", "load_state_dict",
 ]
 
 log = logging.getLogger(__name__)

@@ -7,10 +7,10 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from medui import audit, auth
 from medui.auth import AuthError, UserInfo
+from medui.auth.sessions import ABSOLUTE_LIFETIME
 
 COOKIE_NAME = "medui_session"
 TOKEN_KEY = "medui_token"
-PENDING_COOKIE_KEY = "medui_pending_cookie"
 
 
 def sso_configured() -> bool:
@@ -85,7 +85,6 @@ def sign_in(username: str, password: str) -> UserInfo:
     user = auth.authenticate(username, password)
     token = auth.start_session(user.username)
     st.session_state[TOKEN_KEY] = token
-    st.session_state[PENDING_COOKIE_KEY] = token
     return user
 
 
@@ -94,18 +93,21 @@ def sign_out(user: UserInfo) -> None:
     auth.end_all_sessions(user.username)
     audit.record(user.username, "sign_out")
     st.session_state.clear()
-    st.session_state[PENDING_COOKIE_KEY] = ""
     if sso_configured() and st.user.is_logged_in:
         st.logout()
 
 
-def write_pending_cookie() -> None:
-    """Set or clear the session cookie in the browser. Rendered on the run after sign-in or sign-out so a rerun
-    cannot drop the script before it executes; the token is our own signed URL-safe string, never user input."""
-    token = st.session_state.pop(PENDING_COOKIE_KEY, None)
-    if token is None:
+def sync_cookie() -> None:
+    """Make the browser's session cookie match this session: set after sign-in, cleared after sign-out.
+
+    Streamlit reads cookies only when the page connects, so after a change the mismatch persists for this
+    connection and the (idempotent, invisible) script is sent on each run; a lost run cannot leave it unset.
+    The token is our own signed URL-safe string, never user input.
+    """
+    token = st.session_state.get(TOKEN_KEY) or ""
+    if st.context.cookies.get(COOKIE_NAME, "") == token:
         return
-    max_age = 12 * 3600 if token else 0
+    max_age = int(ABSOLUTE_LIFETIME.total_seconds()) if token else 0
     st.html(
         f"<script>document.cookie = '{COOKIE_NAME}={token}; path=/; max-age={max_age}; SameSite=Strict'"
         f" + (location.protocol === 'https:' ? '; Secure' : '');</script>",

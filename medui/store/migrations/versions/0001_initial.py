@@ -29,12 +29,14 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_events_action'), ['action'], unique=False)
 
-    op.create_table('audit_head',
+    audit_head = op.create_table('audit_head',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('last_hash', sa.String(length=64), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    # The chain's head exists from the start, so concurrent first writers lock one row instead of racing to insert it.
+    op.bulk_insert(audit_head, [{'id': 1, 'last_hash': '0' * 64, 'count': 0}])
     op.create_table('model_promotions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),

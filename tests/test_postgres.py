@@ -1,0 +1,116 @@
+"""The same store, accounts, audit chain and registry on PostgreSQL, through MEDUI_DATABASE_URL alone.
+
+A throwaway PostgreSQL cluster is started for this module (Debian's `postgresql` package; .ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import update
+
+from medui import audit, auth, records, registry
+from medui.store import engine, reset_engines, session_scope
+from medui.store.models import AuditEvent, AuditHead, Base
+
+pytestmark = pytest.mark.slow
+
+
+def _pg_bin(tool: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
+    return found[-1] if found else shutil.which(tool)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql); .ci/run installs them")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="medui-pg-"))
+    os.chmod(folder, 0o777)
+    data = folder / "data"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    subprocess.run([*as_postgres, initdb, "-D", str(data), "-U", "medui", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://medui@127.0.0.1:{port}/postgres"
+    finally:
+        reset_engines()
+        subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def on_postgres(postgres_url, monkeypatch):
+    monkeypatch.setenv("MEDUI_DATABASE_URL", postgres_url)
+    reset_engines()
+    with engine().begin() as connection:  # each test starts from empty tables and a fresh audit chain
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+        connection.execute(AuditHead.__table__.insert().values(id=1, last_hash=audit.GENESIS_HASH, count=0))
+    yield
+
+
+def test_migrations_build_the_orm_schema_on_postgres():
+    with engine().connect() as connection:
+        assert engine().dialect.name == "postgresql"
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_accounts_sessions_and_lockout_on_postgres(monkeypatch):
+    monkeypatch.setenv("MEDUI_MAX_FAILED_SIGNINS", "2")
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+    token = auth.start_session(auth.authenticate("dr.grey", "Correct-Horse-9").username)
+    assert auth.resume_session(token).username == "dr.grey"
+    for _ in range(2):
+        with pytest.raises(auth.AuthError):
+            auth.authenticate("dr.grey", "wrong-password")
+    assert auth.get_user("dr.grey").locked
+
+
+def test_audit_chain_detects_an_edit_on_postgres():
+    for action in ("sign_in", "user_add", "sign_out"):
+        audit.record("admin", action)
+    assert audit.verify().ok
+    with session_scope() as session:
+        session.execute(update(AuditEvent).where(AuditEvent.id == 2).values(actor="mallory"))
+    assert "row 2 was edited after it was written" in audit.verify().problems
+
+
+def test_concurrent_audit_writers_keep_one_chain_on_postgres():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda i: audit.record(f"user{i}", "sign_in"), range(40)))
+    report = audit.verify()
+    assert report.ok and report.checked == 40
+
+
+def test_analyses_and_registry_stages_on_postgres(tmp_path, shipped_models):
+    import torch
+    from safetensors.torch import save_file
+
+    records.save_analysis("note", {"n": 1}, created_by="dr.a", input_sha256="0" * 64, patient="bed-1")
+    assert records.recent_analyses("dr.a")[0].patient == "bed-1"
+    save_file({"w": torch.ones(2)}, str(tmp_path / "w.safetensors"))
+    mv = registry.register_version("demo", "ecg", {"model.safetensors": tmp_path / "w.safetensors"},
+                                   base_model="none", method="full", labels=[], metrics={}, provenance={},
+                                   actor="test")
+    registry.promote("demo", mv.version, actor="test")
+    assert registry.production_versions() == {"demo": mv.version}
