@@ -159,3 +159,98 @@ def test_sign_out_ends_the_session(admin):
     at.sidebar.button[0].click().run()
     assert auth.resume_session(token) is None
     assert [t.label for t in at.text_input] == ["Username", "Password"]
+
+
+def test_admin_promotes_and_rolls_back_from_the_models_page(admin, tmp_path, shipped_models):
+    import torch
+    from safetensors.torch import save_file
+
+    from medui import registry
+
+    for value in (1.0, 2.0):
+        save_file({"w": torch.full((2,), value)}, str(tmp_path / "w.safetensors"))
+        registry.register_version("demo", "ecg", {"model.safetensors": tmp_path / "w.safetensors"},
+                                  base_model="none", method="full", labels=[], metrics={}, provenance={},
+                                  actor="test")
+    at = app_as(admin)
+    at.switch_page("pages/admin_models.py").run()
+    version_box = next(s for s in at.selectbox if s.label == "Version")
+    version_box.select("1").run()
+    promote = next(b for b in at.button if b.label == "Promote to production")
+    assert promote.disabled  # nothing happens without the confirmation
+    next(c for c in at.checkbox if c.key == "confirm_promote").check().run()
+    next(b for b in at.button if b.label == "Promote to production").click().run()
+    assert "Promoted: demo v1 is now in production." in texts(at)
+    assert registry.production_versions() == {"demo": "1"}
+
+    next(s for s in at.selectbox if s.label == "Version").select("2").run()
+    next(c for c in at.checkbox if c.key == "confirm_promote").check().run()
+    next(b for b in at.button if b.label == "Promote to production").click().run()
+    assert registry.production_versions() == {"demo": "2"}
+    next(c for c in at.checkbox if c.key == "confirm_rollback").check().run()
+    next(b for b in at.button if b.label == "Roll back").click().run()
+    assert not at.exception
+    assert "Rolled back: demo v1 is now in production." in texts(at)
+    assert [e["action"] for e in audit.events(actor=admin) if e["action"].startswith("model_")] == [
+        "model_rollback", "model_promote", "model_promote"]
+
+
+def test_tampered_model_cannot_be_promoted_from_the_page(admin, tmp_path, shipped_models):
+    import torch
+    from safetensors.torch import save_file
+
+    from medui import registry
+
+    save_file({"w": torch.ones(2)}, str(tmp_path / "w.safetensors"))
+    mv = registry.register_version("demo", "ecg", {"model.safetensors": tmp_path / "w.safetensors"},
+                                   base_model="none", method="full", labels=[], metrics={}, provenance={},
+                                   actor="test")
+    weights = mv.directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    at = app_as(admin)
+    at.switch_page("pages/admin_models.py").run()
+    next(c for c in at.checkbox if c.key == "confirm_promote").check().run()
+    next(b for b in at.button if b.label == "Promote to production").click().run()
+    assert any("model.safetensors" in e.value for e in at.error)
+    assert registry.production_versions() == {}
+
+
+def test_admin_resets_a_password_and_disables_an_account(admin, clinician):
+    at = app_as(admin)
+    at.switch_page("pages/admin_users.py").run()
+    next(s for s in at.selectbox if s.label == "Account").select(clinician).run()
+    next(c for c in at.checkbox if c.key == "confirm_reset").check().run()
+    next(b for b in at.button if b.label == "Reset password").click().run()
+    notice = at.success[0].value
+    temporary = notice.split("`")[1]
+    assert auth.authenticate(clinician, temporary).must_change_password
+    next(c for c in at.checkbox if c.key == "confirm_active").check().run()
+    next(b for b in at.button if b.label == "Disable").click().run()
+    assert not auth.get_user(clinician).active
+
+
+SSO_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+               "client_id": "medui", "client_secret": "s", "server_metadata_url": "https://idp.example/.well-known"}
+
+
+def sso_app(email: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.secrets["auth"] = SSO_SECRETS
+    at.user = {"is_logged_in": True, "email": email}
+    return at.run()
+
+
+def test_single_sign_on_maps_to_the_local_account_and_role():
+    auth.create_user("grey@hospital.org", PASSWORD, "admin", actor="test")
+    at = sso_app("Grey@hospital.org")
+    assert not at.exception
+    assert "Welcome, **grey@hospital.org**." in texts(at)
+    assert audit.events(action="sign_in")[0]["detail"] == {"method": "sso"}
+
+
+def test_single_sign_on_without_a_local_account_is_refused():
+    at = sso_app("stranger@hospital.org")
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert "No active MedUI account for stranger@hospital.org" in " ".join(e.value for e in at.error)
+    assert any(b.label == "Sign in with single sign-on" for b in at.button)
+    assert audit.events(action="sign_in")[0]["outcome"] == "failure"
