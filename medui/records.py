@@ -59,10 +59,10 @@ def save_analysis(kind: str, result: dict[str, Any], *, created_by: str, input_s
     return analysis_id
 
 
-def recent_analyses(created_by: str, limit: int = 20) -> list[AnalysisRecord]:
-    """A user's own newest analyses."""
+def _records(*conditions, limit: int) -> list[AnalysisRecord]:
+    """Newest first, with the patient's identifier."""
     query = (select(Analysis, Patient.identifier).outerjoin(Patient, Analysis.patient_id == Patient.id)
-             .where(Analysis.created_by == created_by).order_by(Analysis.id.desc()).limit(limit))
+             .where(*conditions).order_by(Analysis.id.desc()).limit(limit))
     with session_scope() as session:
         return [
             AnalysisRecord(id=a.id, kind=a.kind, patient=identifier,
@@ -70,3 +70,14 @@ def recent_analyses(created_by: str, limit: int = 20) -> list[AnalysisRecord]:
                            created_by=a.created_by, created_at=f"{a.created_at:%Y-%m-%d %H:%M}", result=a.result)
             for a, identifier in session.execute(query)
         ]
+
+
+def recent_analyses(created_by: str, limit: int = 20) -> list[AnalysisRecord]:
+    """A user's own newest analyses."""
+    return _records(Analysis.created_by == created_by, limit=limit)
+
+
+def latest_for_patient(patient: str, kind: str) -> AnalysisRecord | None:
+    """The newest stored analysis of one kind for a patient, e.g. to pre-fill a form with known values."""
+    found = _records(Patient.identifier == patient.strip(), Analysis.kind == kind, limit=1)
+    return found[0] if found else None

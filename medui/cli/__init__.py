@@ -7,10 +7,10 @@ import json
 import logging
 import sys
 
-from medui.cli import audit_cmd, init_cmd, models_cmd, users_cmd  # noqa: E402  (after common: they import it)
+from medui.cli import audit_cmd, init_cmd, models_cmd, risk_cmd, users_cmd  # noqa: E402  (after common: they import it)
 from medui.cli.common import CliError, Result, table
 
-COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd)
+COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd, risk_cmd)
 __all__ = ["CliError", "Result", "main", "table"]
 
 
@@ -34,7 +34,7 @@ def _user_facing_errors() -> tuple[type[Exception], ...]:
     from medui.registry import RegistryError
     from medui.uploads import UploadRejected
 
-    return CliError, AuthError, RegistryError, UploadRejected, ValueError, FileNotFoundError, PermissionError
+    return CliError, AuthError, RegistryError, UploadRejected, ValueError, FileNotFoundError, PermissionError  # RiskInputError is a ValueError
 
 
 def main(argv: list[str] | None = None) -> int:

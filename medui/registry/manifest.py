@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASKS = ("ner", "image", "ecg", "mlm")
+TASKS = ("ner", "image", "ecg", "mlm", "risk")
 STAGES = ("candidate", "production", "archived")
 METHODS = ("full", "lora", "adalora", "ia3", "adapter", "head-only", "imported")
 MANIFEST = "manifest.json"

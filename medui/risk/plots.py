@@ -1,0 +1,33 @@
+"""Plotly figures for the Risk page: a gauge per score and the learned model's signed contributions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+CALM_BLUE, WARM_RED = "#1f6f8b", "#b5443b"
+
+
+def gauge(title: str, value: float, maximum: float, unit: str) -> go.Figure:
+    figure = go.Figure(go.Indicator(
+        mode="gauge+number", value=value, number={"suffix": "%" if unit == "%" else ""},
+        title={"text": title, "font": {"size": 14}},
+        gauge={"axis": {"range": [0, maximum]}, "bar": {"color": CALM_BLUE}},
+    ))
+    figure.update_layout(height=190, margin={"l": 20, "r": 20, "t": 50, "b": 10})
+    return figure
+
+
+def attribution_chart(attributions: list[dict[str, Any]]) -> go.Figure:
+    """Signed bars in percentage points: red raises the risk, blue lowers it."""
+    shown = list(reversed(attributions))  # largest at the top
+    points = [100 * a["contribution"] for a in shown]
+    figure = go.Figure(go.Bar(
+        x=points, y=[f"{a.get('label', a['feature'])} = {a['value']}" for a in shown], orientation="h",
+        marker_color=[WARM_RED if p > 0 else CALM_BLUE for p in points],
+        hovertemplate="%{x:+.1f} percentage points<extra></extra>",
+    ))
+    figure.update_layout(height=60 + 26 * len(shown), margin={"l": 10, "r": 10, "t": 10, "b": 30},
+                         xaxis_title="change in 10-year risk vs. the baseline population (percentage points)")
+    return figure
