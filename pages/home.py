@@ -12,7 +12,11 @@ st.title("MedUI")
 st.write(f"Welcome, **{user.username}**.")
 
 st.subheader("What you can do here")
-abilities = ["Change your password under *My account*."]
+abilities = [
+    "Estimate cardiovascular, stroke, bleeding and diabetes risk with the published calculators, next to a "
+    "learned model that explains its estimate (*Risk*).",
+    "Change your password under *My account*.",
+]
 if user.is_admin:
     abilities += [
         "Add clinicians and admins, disable accounts, reset passwords and change roles (*Admin → Users*).",

@@ -1,0 +1,71 @@
+"""The Risk page through AppTest: sample patient, scores side by side, refusals in words, save and reload."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from medui import auth, records
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "risk.py")
+
+
+@pytest.fixture
+def page():
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+    PagesManager.uses_pages_directory = False  # the page file is the main script here, as after routing
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["medui_token"] = auth.start_session("dr.grey")
+    return at
+
+
+def load_sample(at: AppTest) -> AppTest:
+    at.run()
+    next(b for b in at.button if b.label.startswith("Load sample")).click().run()
+    return at.run()
+
+
+def test_empty_form_explains_what_each_score_needs(page):
+    page.run()
+    assert not page.exception
+    assert any(i.value.startswith("Not applicable: missing input for pce: age") for i in page.info)
+
+
+def test_sample_patient_gets_every_score_and_an_explained_model(page):
+    at = load_sample(page)
+    assert not at.exception
+    assert not [i.value for i in at.info if i.value.startswith("Not applicable")]
+    assert len(at.get("plotly_chart")) == 7  # six gauges and the attribution chart
+    probability = at.metric[0].value
+    assert probability.endswith("%") and 0 < float(probability[:-1]) < 100
+    assert any("percentage points" in m.value for m in at.markdown)
+
+
+def test_out_of_range_input_is_a_message_for_that_score_only(page):
+    at = load_sample(page)
+    at.number_input(key="risk_in_age").set_value(35).run()
+    assert "Not applicable: age 35 years is outside the validated range 40–79 years for pce" in [
+        i.value for i in at.info]
+    assert not at.exception
+
+
+def test_focus_from_the_ecg_page_puts_the_stroke_score_first(page):
+    page.query_params["score"] = "cha2ds2vasc"
+    at = load_sample(page)
+    first_card_title = at.get("plotly_chart")[0].proto.spec
+    assert "CHA" in first_card_title
+
+
+def test_saved_assessment_is_stored_and_offered_again(page):
+    at = load_sample(page)
+    at.text_input(key="risk_patient").input("bed-7").run()
+    next(b for b in at.button if b.label == "Save assessment").click().run()
+    stored = records.latest_for_patient("bed-7", "risk")
+    assert stored.result["inputs"]["age"] == 62 and "pce" in stored.result["scores"]
+    fresh = AppTest.from_file(PAGE, default_timeout=60)
+    fresh.session_state["medui_token"] = page.session_state["medui_token"]
+    fresh.run()
+    fresh.text_input(key="risk_patient").input("bed-7").run()
+    next(b for b in fresh.button if b.label.startswith("Fill in the values stored for bed-7")).click().run()
+    assert fresh.number_input(key="risk_in_age").value == 62
