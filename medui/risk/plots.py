@@ -9,13 +9,13 @@ import plotly.graph_objects as go
 CALM_BLUE, WARM_RED = "#1f6f8b", "#b5443b"
 
 
-def gauge(title: str, value: float, maximum: float, unit: str) -> go.Figure:
+def gauge(value: float, maximum: float, unit: str) -> go.Figure:
+    """A half-dial from 0 to the score's maximum (the card around it carries the title)."""
     figure = go.Figure(go.Indicator(
         mode="gauge+number", value=value, number={"suffix": "%" if unit == "%" else ""},
-        title={"text": title, "font": {"size": 14}},
         gauge={"axis": {"range": [0, maximum]}, "bar": {"color": CALM_BLUE}},
     ))
-    figure.update_layout(height=190, margin={"l": 20, "r": 20, "t": 50, "b": 10})
+    figure.update_layout(height=170, margin={"l": 25, "r": 25, "t": 20, "b": 10})
     return figure
 
 

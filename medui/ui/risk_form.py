@@ -33,7 +33,7 @@ def _widget(field: Field) -> Any:
     if field.kind == "choice":
         return st.selectbox(label, field.choices, key=key, help=field.help or None)
     # No min/max here: an out-of-range value must reach the scores, which refuse it and say why.
-    return st.number_input(label, value=None, key=key, step=1.0, help=field.help or None)
+    return st.number_input(label, value=None, key=key, step=1.0, format="%g", help=field.help or None)
 
 
 def risk_form(fields: list[Field]) -> dict[str, Any]:
