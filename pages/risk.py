@@ -4,12 +4,12 @@ import json
 
 import streamlit as st
 
-from medui import records
+from medui import records, registry
 from medui.registry import RegistryError
 from medui.risk import CALCULATORS
 from medui.risk.assessment import assess, form_fields, headline, model_inputs, summary_markdown
 from medui.risk.base import RiskInputError
-from medui.risk.plots import attribution_chart, gauge
+from medui.risk.plots import attribution_chart, gauge, reliability_chart
 from medui.ui.risk_form import prefill, risk_form
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
@@ -73,6 +73,11 @@ if model_result:
         st.warning(flag["message"])
     st.plotly_chart(attribution_chart(model_result["attributions"]), key="attributions")
     st.markdown("\n".join(f"- {describe(a)}" for a in model_result["attributions"][:5]))
+    with st.expander("How well calibrated is this model? (held-out test split)"):
+        tested = registry.get_version(model_result["model"], model_result["version"]).metrics["test"]["mlp_calibrated"]
+        st.plotly_chart(reliability_chart(tested["reliability"]["curve"]), key="reliability")
+        st.caption(f"AUROC {tested['auroc']:.3f}, Brier score {tested['brier']:.3f} (no-skill "
+                   f"{tested['brier_no_skill']:.3f}) on {tested['n']} people not used for training.")
 
 with st.expander("What if?"):
     changes = {}

@@ -37,7 +37,8 @@ def test_sample_patient_gets_every_score_and_an_explained_model(page):
     at = load_sample(page)
     assert not at.exception
     assert not [i.value for i in at.info if i.value.startswith("Not applicable")]
-    assert len(at.get("plotly_chart")) == 7  # six gauges and the attribution chart
+    assert len(at.get("plotly_chart")) == 8  # six gauges, the attribution chart and the calibration plot
+    assert any(c.value.startswith("AUROC 0.709") for c in at.caption)
     probability = at.metric[0].value
     assert probability.endswith("%") and 0 < float(probability[:-1]) < 100
     assert any("percentage points" in m.value for m in at.markdown)

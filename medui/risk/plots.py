@@ -31,3 +31,17 @@ def attribution_chart(attributions: list[dict[str, Any]]) -> go.Figure:
     figure.update_layout(height=60 + 26 * len(shown), margin={"l": 10, "r": 10, "t": 10, "b": 30},
                          xaxis_title="change in 10-year risk vs. the baseline population (percentage points)")
     return figure
+
+
+def reliability_chart(curve: list[dict[str, Any]]) -> go.Figure:
+    """Calibration plot: observed event rate against mean predicted risk per bin, with the diagonal."""
+    top = max(max(c["mean_predicted"], c["observed"]) for c in curve) * 100 * 1.1
+    figure = go.Figure([
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "#999"}, name="perfect"),
+        go.Scatter(x=[100 * c["mean_predicted"] for c in curve], y=[100 * c["observed"] for c in curve],
+                   mode="lines+markers", marker={"color": CALM_BLUE}, name="model",
+                   text=[f"{c['n']} people" for c in curve]),
+    ])
+    figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 30}, showlegend=False,
+                         xaxis_title="predicted 10-year risk (%)", yaxis_title="observed (%)")
+    return figure
