@@ -13,6 +13,8 @@ st.write(f"Welcome, **{user.username}**.")
 
 st.subheader("What you can do here")
 abilities = [
+    "Upload a Dexcom, FreeStyle Libre or plain CSV glucose export and get the consensus CGM metrics and an AGP "
+    "report (*Glucose*).",
     "Estimate cardiovascular, stroke, bleeding and diabetes risk with the published calculators, next to a "
     "learned model that explains its estimate (*Risk*).",
     "Change your password under *My account*.",

@@ -1,0 +1,1 @@
+"""Physiological signals: time series from devices worn or attached by patients (CGM, ...)."""
