@@ -403,3 +403,18 @@ def test_run_module_reports_a_bad_spec_in_one_line(tmp_path, capsys):
     assert main([str(path)]) == 1
     expected = "error: unknown method 'dora': use one of full, lora, adalora, ia3, head-only"
     assert capsys.readouterr().err.strip() == expected
+
+
+def test_models_list_json_carries_parameter_counts(cli, tmp_path):
+    """The fine-tuning issue fixes `models list --json` to include these keys for every version."""
+    import json
+
+    from medui.training import JobSpec, run_job
+
+    result = run_job(JobSpec(task="ecg", method="lora", max_steps=2, batch_size=8))
+    code, out, _ = cli("models", "list", "--json")
+    listed = {(m["name"], m["version"]): m for m in json.loads(out)}
+    entry = listed[(result["model"], result["version"])]
+    keys = {"name", "task", "version", "stage", "method", "metrics", "trainable_params", "total_params"}
+    assert code == 0 and keys <= set(entry)
+    assert entry["trainable_params"] == result["trainable_params"] < entry["total_params"] == result["total_params"]

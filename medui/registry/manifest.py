@@ -53,9 +53,12 @@ class ModelVersion:
     shipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, used by `--json` and the admin page."""
+        """JSON-ready form, used by `--json` and the admin page; parameter counts come from training metrics."""
         data = asdict(self)
         data["directory"] = str(self.directory)
+        training = self.metrics.get("training") if isinstance(self.metrics.get("training"), dict) else {}
+        data["trainable_params"] = training.get("trainable_params")
+        data["total_params"] = training.get("total_params")
         return data
 
     @property
