@@ -21,6 +21,7 @@ else:
     pages = {
         "Workbench": [
             home,
+            st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:"),
             st.Page("pages/glucose.py", title="Glucose", icon=":material/glucose:"),
             st.Page("pages/risk.py", title="Risk", icon=":material/monitor_heart:"),
             st.Page("pages/account.py", title="My account", icon=":material/person:"),

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from medui import records
-from medui.signals.cgm import analyse, markdown_safe, metric_table, read_cgm
+from medui.signals.cgm import analyse, metric_table, read_cgm
 from medui.signals.cgm.agp import agp_figure, daily_figure, episodes, ranges_figure, report_html
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
+from medui.ui.text import markdown_safe
 from medui.uploads import UploadRejected
 
 user = require_user()

@@ -13,6 +13,7 @@ st.write(f"Welcome, **{user.username}**.")
 
 st.subheader("What you can do here")
 abilities = [
+    "View DICOM images and series as a diagnostic viewer shows them, and export them de-identified (*Imaging*).",
     "Upload a Dexcom, FreeStyle Libre or plain CSV glucose export and get the consensus CGM metrics and an AGP "
     "report (*Glucose*).",
     "Estimate cardiovascular, stroke, bleeding and diabetes risk with the published calculators, next to a "

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from medui.signals.cgm import samples as _samples  # noqa: F401  (registers the 
 from medui.signals.cgm.formats import MGDL, MMOL, CgmData, load
 from medui.signals.cgm.metrics import subject_metrics
 
-__all__ = ["CONSENSUS", "LABELS", "MGDL", "MMOL", "CgmData", "analyse", "markdown_safe", "metric_table", "minutes_of", "read_cgm"]
+__all__ = ["CONSENSUS", "LABELS", "MGDL", "MMOL", "CgmData", "analyse", "metric_table", "minutes_of", "read_cgm"]
 
 UNIT_NAMES = {None: None, "mgdl": MGDL, "mg/dl": MGDL, "mmol": MMOL, "mmol/l": MMOL}
 MIN_DAYS, MIN_ACTIVE = 14, 70.0  # Battelino 2019: at least 14 days with at least 70% of possible readings
@@ -78,7 +77,3 @@ def metric_table(metrics: dict[str, Any], units: str) -> list[dict[str, str]]:
         rows.append({"Metric": label, "Value": text, "Target (Battelino 2019)": f"{relation} {target:g}" if target else ""})
     return rows
 
-
-def markdown_safe(text: str) -> str:
-    """Text from a file (ids, quoted values) for Streamlit's markdown widgets: every markup character escaped."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
