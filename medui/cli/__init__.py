@@ -7,10 +7,22 @@ import json
 import logging
 import sys
 
-from medui.cli import audit_cmd, cgm_cmd, dicom_cmd, imaging_cmd, init_cmd, models_cmd, risk_cmd, train_cmd, users_cmd  # noqa: E402  (after common: they import it)
+from medui.cli import (
+    audit_cmd,
+    cgm_cmd,
+    dicom_cmd,
+    ecg_cmd,
+    imaging_cmd,
+    init_cmd,
+    models_cmd,
+    risk_cmd,
+    train_cmd,
+    users_cmd,
+)
 from medui.cli.common import CliError, Result, table
 
-COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd, risk_cmd, cgm_cmd, dicom_cmd, imaging_cmd, train_cmd)
+COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd, risk_cmd, cgm_cmd, ecg_cmd, dicom_cmd, imaging_cmd,
+                   train_cmd)
 __all__ = ["CliError", "Result", "main", "table"]
 
 

@@ -1,0 +1,49 @@
+"""`medui ecg`: heart rate, R-peaks, RR/HRV, signal quality and rhythm from a CSV, WFDB, EDF or DICOM ECG."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medui.cli.common import CliError, Result
+
+
+def register(commands, json_parent: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("ecg", parents=[json_parent], help="ECG analysis (NeuroKit2) of one recording",
+                                 description="Reads a CSV, WFDB (.hea + .dat), EDF/EDF+ or DICOM waveform ECG and "
+                                 "prints heart rate, R-peaks, RR statistics, signal quality and rhythm.")
+    parser.add_argument("path", metavar="PATH", help="the recording (for WFDB: the .hea file or the record path)")
+    parser.add_argument("--fs", type=float, metavar="HZ", help="sampling rate, for a CSV without a time column")
+    parser.set_defaults(handler=_run)
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:g}{unit}"
+
+
+def _run(args: argparse.Namespace) -> Result:
+    from medui.signals.ecg import analyse, read_ecg
+
+    path = Path(args.path)
+    if not path.exists() and not path.with_suffix(".hea").exists():
+        raise CliError(f"cannot read {path}: no such file")
+    record = read_ecg(path, path.name, fs=args.fs)
+    result = analyse(record)
+    for note in result["warnings"]:  # warnings go to stderr too, so --json stays one object on stdout
+        print(f"warning: {note}", file=sys.stderr)
+    data = {k: v for k, v in result.items() if k not in ("cleaned", "beats", "attributions")}
+    rr = result["rr_ms"]
+    top = result["rhythm"][0] if result["rhythm"] else None
+    text = "\n".join([
+        (f"{result['source']} recording, {len(result['leads'])} lead(s), {result['sampling_rate']:g} Hz, "
+        f"{result['duration_s']:g} s ({result['units']})"),
+        f"analysed lead {result['analysed_lead']} ({result['lead_choice']})",
+        (f"heart rate {_fmt(result['heart_rate_bpm'], ' bpm')}, {len(result['r_peaks'])} R-peaks, "
+        f"detector agreement {_fmt(result['detector_agreement'])}"),
+        (f"RR mean {_fmt(rr['mean'], ' ms')}, SDNN {_fmt(rr['sdnn'], ' ms')}, RMSSD {_fmt(rr['rmssd'], ' ms')}, "
+        f"pNN50 {_fmt(result['pnn50'], ' %')}"),
+        f"signal quality {_fmt(result['quality']['mean'])} ({result['quality']['method']})",
+        f"rhythm: {top['label']} ({top['probability']:.2f})" if top else "rhythm: not available",
+    ])
+    return Result(data, text)
