@@ -22,6 +22,7 @@ else:
         "Workbench": [
             home,
             st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:"),
+            st.Page("pages/ecg.py", title="ECG", icon=":material/ecg_heart:"),
             st.Page("pages/glucose.py", title="Glucose", icon=":material/glucose:"),
             st.Page("pages/risk.py", title="Risk", icon=":material/monitor_heart:"),
             st.Page("pages/account.py", title="My account", icon=":material/person:"),

@@ -13,6 +13,8 @@ st.write(f"Welcome, **{user.username}**.")
 
 st.subheader("What you can do here")
 abilities = [
+    "Analyse an ECG (CSV, EDF, WFDB or DICOM waveform): heart rate, R-peaks, HRV, signal quality, and a rhythm "
+    "model's opinion with where in the trace it looked (*ECG*).",
     "View DICOM images and series as a diagnostic viewer shows them, and export them de-identified (*Imaging*).",
     "Upload a Dexcom, FreeStyle Libre or plain CSV glucose export and get the consensus CGM metrics and an AGP "
     "report (*Glucose*).",
