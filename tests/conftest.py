@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
 
 from medui.cli import main
 from medui.store import reset_engines
@@ -46,3 +47,17 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def routed_like_a_live_server(monkeypatch):
+    """AppTest forgets before every run that app.py has called st.navigation, so Streamlit would serve files in
+    pages/ directly, bypassing the router; a live server remembers it (see medui.ui.session.ensure_routed,
+    exercised by the browser test). Keep each run going through app.py as on a live server."""
+    original_init = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

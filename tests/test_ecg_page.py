@@ -37,3 +37,16 @@ def test_real_12_lead_sample_is_measured_plotted_and_saved(page):
     next(b for b in page.button if b.label == "Save analysis").click().run()
     stored = records.latest_for_patient("bed-9", "ecg")
     assert stored.result["analysed_lead"] == "II" and len(stored.result["r_peaks"]) == 10
+
+
+def test_af_sample_gets_the_rhythm_opinion_its_band_and_the_stroke_risk_link(routed_like_a_live_server):
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+    page = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
+    page.session_state["medui_token"] = auth.start_session("dr.grey")
+    page.run().switch_page("pages/ecg.py").run()
+    next(b for b in page.button if b.label.startswith("Load sample: Atrial fibrillation")).click().run()
+    assert not page.exception
+    assert any(m.value.startswith("**atrial fibrillation**") for m in page.markdown)
+    assert any(c.value.startswith("Colour band: integrated_gradients") for c in page.caption)
+    link = page.get("page_link")[0].proto
+    assert link.label.endswith("(CHA₂DS₂-VASc)") and (link.page, link.query_string) == ("risk", "score=cha2ds2vasc")

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from medui import audit, auth
@@ -16,17 +15,8 @@ USER_PAGES = ["account.py", "ecg.py", "glucose.py", "home.py", "imaging.py", "ri
 
 
 @pytest.fixture(autouse=True)
-def routed_like_a_live_server(monkeypatch):
-    """AppTest forgets before every run that app.py has called st.navigation, so Streamlit would serve files in
-    pages/ directly, bypassing the router; a live server remembers it (see medui.ui.session.ensure_routed,
-    exercised by the browser test). Keep each test's runs going through app.py as on a live server."""
-    original_init = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+def _routed(routed_like_a_live_server):
+    """Every test here runs the app through its router, as a live server does."""
 
 
 def app_as(username: str | None, script: str = "app.py") -> AppTest:
