@@ -9,10 +9,10 @@ import medui.signals.ecg.samples  # noqa: F401  (registers the samples)
 from medui import records
 from medui.signals.ecg import analyse, read_ecg
 from medui.signals.ecg.plots import beat_overlay, ecg_figure, tachogram
-from medui.uploads import UploadRejected
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
 from medui.ui.text import markdown_safe
+from medui.uploads import UploadRejected
 
 user = require_user()
 st.title("ECG")
