@@ -50,7 +50,7 @@ st.caption(markdown_safe(f"{result['source'].upper()}, {len(record.lead_names)} 
                          f"{result['duration_s']:g} s; {result['units']}; analysed lead {result['analysed_lead']} "
                          f"({result['lead_choice']})"))
 rr = result["rr_ms"]
-cells = st.columns(6)
+cells = st.columns(3) + st.columns(3)  # six measurements, readable at any width
 for cell, (label, value, unit) in zip(cells, [
         ("Heart rate", result["heart_rate_bpm"], "bpm"), ("RR mean", rr["mean"], "ms"), ("SDNN", rr["sdnn"], "ms"),
         ("RMSSD", rr["rmssd"], "ms"), ("pNN50", result["pnn50"], "%"),
