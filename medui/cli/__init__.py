@@ -14,6 +14,7 @@ from medui.cli import (
     ecg_cmd,
     imaging_cmd,
     init_cmd,
+    jobs_cmd,
     models_cmd,
     risk_cmd,
     train_cmd,
@@ -22,7 +23,7 @@ from medui.cli import (
 from medui.cli.common import CliError, Result, table
 
 COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd, risk_cmd, cgm_cmd, ecg_cmd, dicom_cmd, imaging_cmd,
-                   train_cmd)
+                   train_cmd, jobs_cmd)
 __all__ = ["CliError", "Result", "main", "table"]
 
 

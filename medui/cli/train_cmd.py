@@ -41,6 +41,9 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", type=Path, help="a job spec JSON file; flags override its fields")
     parser.add_argument("--resume", metavar="JOB_ID", help="continue an interrupted job from its last checkpoint")
     parser.add_argument("--actor", default=cli_actor(), help="who is recorded in the audit trail")
+    parser.add_argument("--submit", action="store_true",
+                        help="queue the job and start it in the background (if a slot is free) without waiting; "
+                             "prints the job id (follow it with: python -m medui jobs show JOB_ID)")
     parser.set_defaults(handler=run_train)
 
 
@@ -96,6 +99,8 @@ def _run_child(spec_path: Path, job_id: str, actor: str) -> tuple[int, str]:
 def run_train(args: argparse.Namespace) -> Result:
     from medui.training.job import read_status, validate_dataset
 
+    if getattr(args, "submit", False):
+        return _submit(args)
     spec, job_id = _spec(args)
     validate_dataset(spec)  # a bad file fails here in one line, before a child process loads torch
     jobs = _config.settings().jobs_dir
@@ -117,3 +122,17 @@ def run_train(args: argparse.Namespace) -> Result:
             f"test metrics: {headline}\n"
             f"promote it with: python -m medui models promote {status['model']} {status['version']}")
     return Result(data, text)
+
+
+def _submit(args: argparse.Namespace) -> Result:
+    """`--submit`: queue (spec and dataset checked first) and let the runner start it; do not wait."""
+    from medui.training import runner
+    from medui.training.jobs import get_job, submit
+
+    if args.resume:
+        raise CliError("--submit cannot resume a job; run: python -m medui train --resume JOB_ID")
+    spec, job_id = _spec(args)
+    job_id = submit(spec, args.actor, job_id=job_id)
+    runner.start_next()
+    row = get_job(job_id)
+    return Result(row, job_id)

@@ -116,3 +116,26 @@ class ModelPromotion(Base):
     promoted_by: Mapped[str] = mapped_column(String(64))
     promoted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class TrainingJob(Base):
+    """One queued or run training job; the job folder ($MEDUI_HOME/jobs/<job_id>/) holds its files and log."""
+
+    __tablename__ = "training_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued, running, succeeded, failed, cancelled
+    task: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pgid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    gpu: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the CUDA device index it was given, if any
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # model, version, metrics summary
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_path: Mapped[str] = mapped_column(Text)
