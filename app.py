@@ -31,7 +31,8 @@ else:
     if user.is_admin:
         pages["Admin"] = [
             st.Page("pages/admin_users.py", title="Users", icon=":material/group:"),
-            st.Page("pages/admin_models.py", title="Models", icon=":material/model_training:"),
+            st.Page("pages/admin_models.py", title="Models", icon=":material/deployed_code:"),
+            st.Page("pages/admin_training.py", title="Training", icon=":material/model_training:"),
             st.Page("pages/admin_audit.py", title="Audit", icon=":material/policy:"),
         ]
     navigation = st.navigation(pages)

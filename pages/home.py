@@ -26,6 +26,7 @@ if user.is_admin:
     abilities += [
         "Add clinicians and admins, disable accounts, reset passwords and change roles (*Admin → Users*).",
         "Review registered models, promote a version to production or roll back (*Admin → Models*).",
+        "Fine-tune models on your own labelled data, watch the jobs live and promote the result (*Admin → Training*).",
         "Read the audit trail and check that it has not been altered (*Admin → Audit*).",
     ]
 st.markdown("\n".join(f"- {line}" for line in abilities))
