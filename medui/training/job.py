@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -27,6 +28,11 @@ _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 # What a resumed job may not change: anything that would make its checkpoints describe another model.
 _FIXED_ON_RESUME = ("task", "method", "data", "base", "name", "seed", "val_fraction", "test_fraction", "max_length",
                     "lora_r", "lora_alpha")
+
+
+def dist_rank() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless started by torchrun (which sets RANK and WORLD_SIZE)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def new_job_id(spec: JobSpec) -> str:
@@ -90,9 +96,10 @@ def _exclusive(folder: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _job_log(folder: Path) -> Iterator[None]:
-    """Our progress lines plus transformers' and peft's warnings, in the job's log.txt."""
-    handler = logging.FileHandler(folder / "log.txt", encoding="utf-8")
+def _job_log(folder: Path, rank: int = 0) -> Iterator[None]:
+    """Our progress lines plus transformers' and peft's warnings, in the job's log.txt (log-rank<N>.txt for the
+    other ranks of a torchrun job)."""
+    handler = logging.FileHandler(folder / ("log.txt" if rank == 0 else f"log-rank{rank}.txt"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [log, logging.getLogger("transformers"), logging.getLogger("peft")]
     log.setLevel(logging.INFO)
@@ -111,7 +118,21 @@ def run_job(spec: JobSpec, job_id: str | None = None, actor: str = "training", c
 
     Raises SpecError/DatasetError (ValueErrors) for bad input; result.json in the job folder always says
     how the job ended: completed, failed (with the error) or interrupted.
+
+    Under torchrun every rank calls this with the same job id; rank 0 alone holds the job lock and writes
+    spec.json and result.json, the other ranks train alongside it (see loop.train_and_register).
     """
+    rank, world = dist_rank()
+    if world > 1:
+        if not job_id:
+            raise SpecError("under torchrun pass --job-id, so that every rank works in the same job folder")
+        if rank != 0:
+            folder = job_dir(job_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            with _job_log(folder, rank):
+                from medui.training.loop import train_and_register
+
+                return train_and_register(spec, job_id, folder, actor, callbacks or [])
     job_id = job_id or new_job_id(spec)
     folder = job_dir(job_id)
     with _exclusive(folder):

@@ -20,6 +20,7 @@ from medui.training import artifacts
 from medui.training.bases import resolve_base
 from medui.training.callbacks import AdaLoraStep, MetricsJsonl, truncate_metrics
 from medui.training.data import report, split
+from medui.training.job import dist_rank
 from medui.training.methods import apply_method, count_params
 from medui.training.spec import JobSpec
 from medui.training.tasks import get_task
@@ -37,6 +38,7 @@ def training_args(spec: JobSpec, folder: Path, steps_per_epoch: int) -> Any:
     schedule = {"eval_strategy": "steps", "save_strategy": "steps", "eval_steps": every, "save_steps": every} \
         if every else {"eval_strategy": "epoch", "save_strategy": "epoch"}
     cuda = device.startswith("cuda")
+    distributed = dist_rank()[1] > 1  # under torchrun: gloo on CPU (nccl, the CUDA default, needs GPUs)
     return TrainingArguments(
         output_dir=str(folder / "checkpoints"), num_train_epochs=spec.epochs, max_steps=spec.max_steps or -1,
         per_device_train_batch_size=spec.batch_size, per_device_eval_batch_size=spec.batch_size,
@@ -47,6 +49,7 @@ def training_args(spec: JobSpec, folder: Path, steps_per_epoch: int) -> Any:
         logging_steps=spec.logging_steps, logging_first_step=True, report_to=["tensorboard"], disable_tqdm=True,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu", dataloader_pin_memory=cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(), fp16=cuda and not torch.cuda.is_bf16_supported(),
+        ddp_backend="gloo" if distributed and device == "cpu" else None,
     )
 
 
@@ -61,7 +64,7 @@ def _callbacks(spec: JobSpec, folder: Path, extra: list) -> list:
     return found
 
 
-def _use_job_loggers(trainer: Any, folder: Path) -> None:
+def _use_job_loggers(trainer: Any, folder: Path, main: bool = True) -> None:
     """report_to adds TensorBoard logging under checkpoints/runs/; point it at the job's own tensorboard/ folder.
 
     Also drops the PrinterCallback (raw log dicts on stdout): MetricsJsonl already logs one readable line.
@@ -72,7 +75,8 @@ def _use_job_loggers(trainer: Any, folder: Path) -> None:
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(TensorBoardCallback)
-    trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder / "tensorboard"))))
+    if main:  # one event file per job: only rank 0 of a torchrun job writes TensorBoard logs
+        trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder / "tensorboard"))))
 
 
 def _peak_memory_mb() -> float:
@@ -91,6 +95,10 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
     from medui.registry import register_version
 
     started = time.time()
+    rank, world = dist_rank()
+    main = rank == 0  # under torchrun, rank 0 alone writes the job's files and registers the model
+    if world > 1:
+        log.info("rank %d of %d (torchrun)", rank, world)
     task = get_task(spec.task)
     set_seed(spec.seed)  # before building: a fresh head or a scratch ECG net must be reproducible
     examples = task.read(Path(spec.data), spec)
@@ -98,7 +106,8 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
     base = resolve_base(spec.task, spec.base, task.accepted_bases)
     built = task.build(base, examples.labels, examples.info, spec)
     final_dir = folder / "final"
-    if base.kind == "scratch" and spec.method != "full":
+    if base.kind == "scratch" and spec.method != "full" and main:
+        # other ranks get rank 0's weights when the Trainer wraps the model in DistributedDataParallel
         saved = final_dir / artifacts.SCRATCH_BASE
         if saved.is_file():  # resuming: adapter checkpoints only make sense on the very base they adapted
             built.model.load_state_dict(load_file(str(saved)))
@@ -107,13 +116,14 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
     encoded = {name: task.encode(built, examples, idx, spec) for name, idx in splits.items()}
     summary = report(examples, Path(spec.data), splits)
     summary["unaligned"] = [problem for _, problems in encoded.values() for problem in problems]
-    (folder / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if main:
+        (folder / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     log.info("dataset %s: %d rows, %d used, splits %s, labels %s", summary["path"], summary["rows"],
              summary["accepted"], summary["sizes"], summary["counts"])
     for problem in summary["unaligned"]:
         log.warning("%s", problem["reason"])
 
-    steps_per_epoch = max(1, math.ceil(len(encoded["train"][0]) / (spec.batch_size * spec.grad_accum)))
+    steps_per_epoch = max(1, math.ceil(len(encoded["train"][0]) / (spec.batch_size * spec.grad_accum * world)))
     total_steps = spec.max_steps or max(1, math.ceil(steps_per_epoch * spec.epochs))
     model = apply_method(built.model, task, spec, total_steps)
     trainable, total = count_params(model)
@@ -126,15 +136,18 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
         eval_dataset=encoded["validation"][0], data_collator=task.collator(built),
         compute_metrics=lambda p: task.eval_metrics(p.predictions, p.label_ids, labels),
         callbacks=_callbacks(spec, folder, extra_callbacks))
-    _use_job_loggers(trainer, folder)
+    _use_job_loggers(trainer, folder, main)
     checkpoints = folder / "checkpoints"
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if last:
         log.info("resuming from %s", Path(last).name)
-        truncate_metrics(folder / "metrics.jsonl", int(Path(last).name.split("-")[-1]))
+        if main:
+            truncate_metrics(folder / "metrics.jsonl", int(Path(last).name.split("-")[-1]))
     train_out = trainer.train(resume_from_checkpoint=last)
 
-    predicted = trainer.predict(encoded["test"][0])
+    predicted = trainer.predict(encoded["test"][0])  # every rank: a collective that gathers all predictions
+    if not main:
+        return _from_rank0(None)
     test = task.test_report(predicted.predictions, predicted.label_ids, labels)
     with open(folder / "metrics.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"event": "test", "step": trainer.state.global_step, **test}) + "\n")
@@ -147,7 +160,7 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
         "steps_per_second": train_out.metrics.get("train_steps_per_second"),
         "wall_time_s": round(time.time() - started, 2), "peak_memory_mb": _peak_memory_mb(),
         "adapter_bytes": files[artifacts.TRAINED_WEIGHTS[spec.method]].stat().st_size,
-        "device": pick_device(),
+        "device": pick_device(), "world_size": world,
     }
     if spec.method == "adalora":
         stats["adalora_ranks"] = {k: int(sum(v)) for k, v in (model.peft_config["default"].rank_pattern or {}).items()}
@@ -159,8 +172,19 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
         actor=actor)
     log.info("registered %s version %s (candidate): %s", mv.name, mv.version,
              {k: v for k, v in test.items() if isinstance(v, float)})
-    return {"job_id": job_id, "status": "completed", "model": mv.name, "version": mv.version, "metrics": test,
-            "trainable_params": trainable, "total_params": total, "stats": stats}
+    return _from_rank0({"job_id": job_id, "status": "completed", "model": mv.name, "version": mv.version,
+                        "metrics": test, "trainable_params": trainable, "total_params": total, "stats": stats})
+
+
+def _from_rank0(result: dict | None) -> dict:
+    """Under torchrun, rank 0's result for every rank (the others wait here until it has registered the model)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [result]
+        dist.broadcast_object_list(box, src=0)
+        result = box[0]
+    return result
 
 
 def _save_predictions(folder: Path, indices: list[int], logits: Any, task: str) -> None:

@@ -1,6 +1,8 @@
 """`python -m medui.training.run SPEC.json [--job-id ID] [--actor WHO] [--json]`: one job in its own process.
 
 Log lines go to stderr (and the job's log.txt); the outcome is in $MEDUI_HOME/jobs/<job_id>/result.json.
+Under `torchrun --nproc_per_node N -m medui.training.run SPEC.json --job-id ID` every rank trains (gloo on CPU)
+and rank 0 alone writes result.json and registers the model.
 Exit codes: 0 completed, 1 bad spec or dataset (one-line error), 130 interrupted (rerun with --job-id to resume).
 """
 
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    from medui.training.job import dist_rank
+
+    if dist_rank()[0] != 0:  # under torchrun the other ranks return rank 0's result: print it once
+        return 0
     if args.json:
         print(json.dumps(result, default=str))
     else:
