@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
 
+from medui import auth
 from medui.cli import main
 from medui.store import reset_engines
 
@@ -61,3 +65,17 @@ def routed_like_a_live_server(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def clinician_page():
+    """Open one file of pages/ directly (as after routing) for a signed-in clinician: clinician_page("risk.py")."""
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+
+    def open_page(name: str, timeout: float = 60) -> AppTest:
+        PagesManager.uses_pages_directory = False  # the page file is the main script here
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / name), default_timeout=timeout)
+        at.session_state["medui_token"] = auth.start_session("dr.grey")
+        return at
+
+    return open_page

@@ -1,23 +1,15 @@
 """The Glucose page through AppTest: a sample to metrics, targets and the AGP; refusals in words; save."""
 
-from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from medui import auth, records
-
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "glucose.py")
+from medui import records
 
 
 @pytest.fixture
-def page():
-    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    PagesManager.uses_pages_directory = False  # the page file is the main script here, as after routing
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["medui_token"] = auth.start_session("dr.grey")
-    return at
+def page(clinician_page):
+    return clinician_page("glucose.py")
 
 
 def load_sample(at: AppTest, title_start: str) -> AppTest:

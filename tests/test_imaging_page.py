@@ -2,27 +2,19 @@
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from medui import audit, auth
+from medui import audit
 from medui.imaging.phantom import phantom_dataset
 from medui.imaging.samples import radiograph_path
 from medui.imaging.uploads import load_uploads
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "imaging.py")
-
 
 @pytest.fixture
-def page():
-    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    PagesManager.uses_pages_directory = False  # the page file is the main script here, as after routing
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["medui_token"] = auth.start_session("dr.grey")
-    return at
+def page(clinician_page):
+    return clinician_page("imaging.py")
 
 
 def load_sample(at: AppTest, title_start: str) -> AppTest:

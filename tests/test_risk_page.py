@@ -1,24 +1,16 @@
 """The Risk page through AppTest: sample patient, scores side by side, refusals in words, save and reload."""
 
-from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from medui import auth, records
+from medui import records
 from medui.risk import CALCULATORS
-
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "risk.py")
 
 
 @pytest.fixture
-def page():
-    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    PagesManager.uses_pages_directory = False  # the page file is the main script here, as after routing
-    at = AppTest.from_file(PAGE, default_timeout=60)
-    at.session_state["medui_token"] = auth.start_session("dr.grey")
-    return at
+def page(clinician_page):
+    return clinician_page("risk.py")
 
 
 def load_sample(at: AppTest) -> AppTest:
@@ -60,15 +52,13 @@ def test_focus_from_the_ecg_page_puts_the_stroke_score_first(page):
     assert card_titles[0] == f"**{CALCULATORS['cha2ds2vasc'].title}**" and len(card_titles) == len(CALCULATORS)
 
 
-def test_saved_assessment_is_stored_and_offered_again(page):
+def test_saved_assessment_is_stored_and_offered_again(page, clinician_page):
     at = load_sample(page)
     at.text_input(key="risk_patient").input("bed-7").run()
     next(b for b in at.button if b.label == "Save assessment").click().run()
     stored = records.latest_for_patient("bed-7", "risk")
     assert stored.result["inputs"]["age"] == 62 and "pce" in stored.result["scores"]
-    fresh = AppTest.from_file(PAGE, default_timeout=60)
-    fresh.session_state["medui_token"] = page.session_state["medui_token"]
-    fresh.run()
+    fresh = clinician_page("risk.py").run()  # a new browser session of the same clinician
     fresh.text_input(key="risk_patient").input("bed-7").run()
     next(b for b in fresh.button if b.label.startswith("Fill in the values stored for bed-7")).click().run()
     assert fresh.number_input(key="risk_in_age").value == 62

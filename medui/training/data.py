@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from medui.registry.weights import sha256_file
 from medui.training.errors import DatasetError
 
 # Below this, a label cannot appear in training, validation and test and still leave something to learn from.
@@ -30,14 +30,6 @@ class Examples:
     rows: int  # rows read, accepted or not
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {"row": n, "reason": "..."}
     info: dict[str, Any] = field(default_factory=dict)  # task-specific facts (ecg: leads, samples, fs)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def settle_rejections(rejected: list[dict[str, Any]], skip_bad_rows: bool) -> None:
