@@ -109,7 +109,7 @@ def test_a_bad_dataset_is_refused_with_its_reason_and_queues_nothing(tmp_path):
     with pytest.raises(ValueError, match="line 3:"):
         jobs.submit(spec, "boss")
     assert jobs.list_jobs() == []
-    with pytest.raises(monitor.UploadError, match="ner datasets are .jsonl or .ndjson"):
+    with pytest.raises(monitor.UploadError, match="ner datasets are .jsonl or .ndjson or .conll"):
         monitor.save_upload(b"x", "notes.csv", "ner")
     with pytest.raises(monitor.UploadError, match="not an .npz"):
         monitor.save_upload(b"not a zip", "ecg.npz", "ecg")

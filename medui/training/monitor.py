@@ -19,9 +19,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "thorough": {"max_steps": 0, "epochs": 10.0, "eval_steps": 0, "logging_steps": 10},
 }
 # Dataset files per task (the task readers decide by suffix) and the most bytes an upload of each may have.
-DATASET_SUFFIXES: dict[str, tuple[str, ...]] = {"ecg": (".npz",), "ner": (".jsonl", ".ndjson"),
-                                                "image": (".zip", ".csv")}
-_UPLOAD_KIND = {".jsonl": "text", ".ndjson": "text", ".zip": "zip", ".csv": "csv"}
+DATASET_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "ecg": (".npz",), "ner": (".jsonl", ".ndjson", ".conll", ".bio", ".iob", ".txt", ".zip"),
+    "image": (".zip", ".csv"),
+}
+_UPLOAD_KIND = {".jsonl": "text", ".ndjson": "text", ".conll": "text", ".bio": "text", ".iob": "text",
+                ".txt": "text", ".zip": "zip", ".csv": "csv"}
 NPZ_MAX_BYTES = 512 * 2 ** 20
 # Headline metrics, in the order reports and comparisons show them (lower is better for brier and loss).
 HEADLINE = {"ecg": ("accuracy", "f1_macro", "auroc", "brier"), "image": ("accuracy", "f1_macro", "auroc", "brier"),

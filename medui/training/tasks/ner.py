@@ -1,4 +1,7 @@
-"""Clinical NER: JSONL character spans, aligned to a fast tokenizer's tokens as BIO tags; seqeval entity metrics."""
+"""Clinical NER: JSONL character spans, aligned to a fast tokenizer's tokens as BIO tags; seqeval entity metrics.
+
+CoNLL BIO and BRAT standoff datasets are converted to the same span rows by medui.training.ner_formats.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from medui.training.bases import BaseRef
 from medui.training.data import Examples, check_counts, settle_rejections
 from medui.training.errors import DatasetError, SpecError
 from medui.training.ner_align import bio_labels
+from medui.training.ner_formats import detect_format, read_converted
 from medui.training.tasks.base import Built, TaskKind
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -87,9 +91,31 @@ class NerTask(TaskKind):
     accepted_bases = ("ner", "mlm")
 
     def read(self, path: Path, spec: Any) -> Examples:
-        if path.suffix.lower() not in (".jsonl", ".ndjson"):
-            raise DatasetError(f"{path.name}: ner datasets are JSONL files, one "
-                               "{\"text\": ..., \"entities\": [{\"start\", \"end\", \"label\"}]} object per line")
+        fmt, info = detect_format(path), {}
+        if fmt != "jsonl":  # CoNLL BIO or BRAT standoff, converted to JSONL-shaped rows (see ner_formats)
+            converted = read_converted(path, fmt)
+            items, rejected, rows, info = [], converted.rejected, converted.rows, converted.info(fmt)
+            for raw in converted.items:
+                problem = _row_problem(raw)
+                if problem:
+                    rejected.append({"row": raw["line"], "reason": f"{raw['where']}: {problem}"})
+                else:
+                    items.append({**raw, "entities": sorted(raw["entities"], key=lambda e: e["start"])})
+        else:
+            items, rejected, rows = self._read_jsonl(path)
+        settle_rejections(rejected, spec.skip_bad_rows)
+        if not items:
+            raise DatasetError(f"{path.name}: no usable rows")
+        counts = dict(sorted(Counter(e["label"] for item in items for e in item["entities"]).items()))
+        check_counts(counts, "entities")
+        # Stratify on each text's rarest entity type, so rare types reach every split.
+        keys = [min((e["label"] for e in item["entities"]), key=lambda label: counts[label], default="none")
+                for item in items]
+        return Examples(items=items, keys=keys, labels=list(counts), counts=counts, rows=rows, rejected=rejected,
+                        info={"entities": sum(counts.values()), **info})
+
+    @staticmethod
+    def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         items, rejected, rows = [], [], 0
         with open(path, encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, 1):
@@ -106,16 +132,7 @@ class NerTask(TaskKind):
                     continue
                 items.append({"text": raw["text"], "entities": sorted(raw["entities"], key=lambda e: e["start"]),
                               "line": line_no})
-        settle_rejections(rejected, spec.skip_bad_rows)
-        if not items:
-            raise DatasetError(f"{path.name}: no usable rows")
-        counts = dict(sorted(Counter(e["label"] for item in items for e in item["entities"]).items()))
-        check_counts(counts, "entities")
-        # Stratify on each text's rarest entity type, so rare types reach every split.
-        keys = [min((e["label"] for e in item["entities"]), key=lambda label: counts[label], default="none")
-                for item in items]
-        return Examples(items=items, keys=keys, labels=list(counts), counts=counts, rows=rows, rejected=rejected,
-                        info={"entities": sum(counts.values())})
+        return items, rejected, rows
 
     @staticmethod
     def tags(labels: list[str]) -> list[str]:
@@ -168,7 +185,8 @@ class NerTask(TaskKind):
             enc = built.processor(item["text"], truncation=True, max_length=spec.max_length,
                                   return_offsets_mapping=True)
             tags, issues = bio_labels(enc["offset_mapping"], item["entities"])
-            problems += [{"row": item["line"], "reason": f"line {item['line']}: {issue}"} for issue in issues]
+            where = item.get("where", f"line {item['line']}")
+            problems += [{"row": item["line"], "reason": f"{where}: {issue}"} for issue in issues]
             row = {k: v for k, v in enc.items() if k != "offset_mapping"}
             rows.append({**row, "labels": [-100 if t is None else tag_ids[t] for t in tags]})
         return _Encoded(rows), problems
