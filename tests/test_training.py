@@ -45,7 +45,7 @@ def test_spec_defaults_resolve_to_the_task_sample_name_and_learning_rate():
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"task": "xray"}, "unknown task 'xray': use one of ecg, image, ner"),
+    ({"task": "xray"}, "unknown task 'xray': use one of ecg, image, mlm, ner"),
     ({"task": "ecg", "method": "qlora"}, "unknown method 'qlora'"),
     ({"task": "ecg", "batch_size": 0}, "batch_size must be positive"),
     ({"task": "ecg", "lr": "fast"}, "lr must be a number, got 'fast'"),

@@ -32,12 +32,12 @@ def minilm_path() -> Path:
 def resolve_base(task: str, base: str, accepted_tasks: tuple[str, ...]) -> BaseRef:
     """'default' for the task, a package id, or a registered NAME[/VERSION] (no version: production, else newest)."""
     if base in ("default", ""):
-        base = MINILM_ID if task == "ner" else IMAGE_BASE if task == "image" else SCRATCH_ID
+        base = MINILM_ID if task in ("ner", "mlm") else IMAGE_BASE if task == "image" else SCRATCH_ID
     if task == "image" and base == IMAGE_BASE:  # converted from its pip package into the registry on first use
         from medui.training.image_base import ensure_base
 
         ensure_base()
-    if base == MINILM_ID and task == "ner":
+    if base == MINILM_ID and task in ("ner", "mlm"):
         return BaseRef(MINILM_ID, "package", path=minilm_path())
     if base == SCRATCH_ID and task == "ecg":
         return BaseRef(SCRATCH_ID, "scratch")
@@ -56,4 +56,34 @@ def resolve_base(task: str, base: str, accepted_tasks: tuple[str, ...]) -> BaseR
     if mv.task not in accepted_tasks:
         raise SpecError(f"base: {mv.name}/{mv.version} is a {mv.task} model; a {task} job needs one of "
                         f"{', '.join(accepted_tasks)}")
+    if mv.task == "mlm" and task == "ner" and mv.method != "imported":  # continued pretraining: a plain encoder
+        return BaseRef(f"{mv.name}/{mv.version}", "package", path=encoder_folder(mv))
     return BaseRef(f"{mv.name}/{mv.version}", "registry", path=mv.directory, version=mv)
+
+
+def encoder_folder(mv: ModelVersion) -> Path:
+    """A trained mlm version as a Hugging Face encoder folder (its adapter merged), made once per version under
+    MEDUI_HOME/cache/encoders and rebuilt when the version's files change."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    from medui import config as _config
+    from medui.training.tasks.mlm import export_encoder
+
+    digest = hashlib.sha256("".join(f"{f.path}:{f.sha256};" for f in mv.files).encode()).hexdigest()[:16]
+    root = _config.settings().home / "cache" / "encoders" / mv.name
+    folder = root / f"{mv.version}-{digest}"
+    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{mv.version}-", dir=root))
+    try:
+        export_encoder(mv, tmp)
+        tmp.replace(folder)  # readers never see half a folder
+    except OSError:
+        if not (folder / "model.safetensors").is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -21,15 +21,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Dataset files per task (the task readers decide by suffix) and the most bytes an upload of each may have.
 DATASET_SUFFIXES: dict[str, tuple[str, ...]] = {
     "ecg": (".npz",), "ner": (".jsonl", ".ndjson", ".conll", ".bio", ".iob", ".txt", ".zip"),
-    "image": (".zip", ".csv"),
+    "image": (".zip", ".csv"), "mlm": (".txt", ".zip"),
 }
 _UPLOAD_KIND = {".jsonl": "text", ".ndjson": "text", ".conll": "text", ".bio": "text", ".iob": "text",
                 ".txt": "text", ".zip": "zip", ".csv": "csv"}
 NPZ_MAX_BYTES = 512 * 2 ** 20
 # Headline metrics, in the order reports and comparisons show them (lower is better for brier and loss).
 HEADLINE = {"ecg": ("accuracy", "f1_macro", "auroc", "brier"), "image": ("accuracy", "f1_macro", "auroc", "brier"),
-            "ner": ("precision", "recall", "f1", "token_accuracy")}
-LOWER_IS_BETTER = ("brier", "loss", "eval_loss")
+            "ner": ("precision", "recall", "f1", "token_accuracy"), "mlm": ("perplexity", "loss")}
+LOWER_IS_BETTER = ("brier", "loss", "eval_loss", "perplexity")
 
 
 class UploadError(ValueError):

@@ -96,6 +96,30 @@ def notes_ner(examples: int = 40, seed: int = 0) -> list[dict]:
     return [_fill(_TEMPLATES[i % len(_TEMPLATES)], rng.choice(_CASES)) for i in range(examples)]
 
 
+_NOTE_TEMPLATES = [
+    "Seen in clinic for {PROBLEM}. Taking {MEDICATION} {DOSAGE}, tolerating well.",
+    "Ward round: {PROBLEM} stable overnight, observations within normal limits.",
+    "Pharmacy review of {MEDICATION}; dose confirmed as {DOSAGE}.",
+    "Telephone follow-up. Symptoms of {PROBLEM} improving, plan to continue {MEDICATION}.",
+    "Admitted with an exacerbation of {PROBLEM}. Bloods sent, chest clear on auscultation.",
+    "GP letter: please review {MEDICATION} at the next appointment.",
+    "Patient reports good adherence to {MEDICATION} and no side effects.",
+    "Nursing note: comfortable, eating and drinking, mobilising with a frame.",
+    "Discharge summary: {PROBLEM}, medication unchanged, follow up in clinic in six weeks.",
+    "Plan discussed with the patient and family, who agree with the management of {PROBLEM}.",
+]
+
+
+def notes_unlabelled(notes: int = 60, seed: int = 0) -> list[str]:
+    """Short synthetic clinical notes, one a line and without labels: the corpus for the mlm task."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(notes):
+        values = dict(zip(("PROBLEM", "MEDICATION", "DOSAGE"), rng.choice(_CASES)))
+        out.append(_NOTE_TEMPLATES[i % len(_NOTE_TEMPLATES)].format(**values))
+    return out
+
+
 IMAGE_MIX = {"normal": 0.4, "nodule": 0.3, "effusion": 0.3}  # single-label: no "both" images
 
 
@@ -140,8 +164,10 @@ def write_samples(folder: Path = SAMPLES) -> None:
     np.savez_compressed(folder / "ecg_rhythm.npz", **ecg_rhythm())
     lines = (json.dumps(row, ensure_ascii=False) for row in notes_ner())
     (folder / "notes_ner.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "notes_unlabelled.txt").write_text("\n".join(notes_unlabelled()) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
     write_samples()
-    print(f"wrote {SAMPLES / 'ecg_rhythm.npz'}, {SAMPLES / 'notes_ner.jsonl'} and {SAMPLES / 'image_phantoms.zip'}")
+    print(f"wrote {SAMPLES / 'ecg_rhythm.npz'}, {SAMPLES / 'notes_ner.jsonl'}, {SAMPLES / 'notes_unlabelled.txt'} "
+          f"and {SAMPLES / 'image_phantoms.zip'}")

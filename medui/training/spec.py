@@ -24,11 +24,12 @@ def _opt(default: Any, help: str) -> Any:
 class JobSpec:
     """One fine-tuning job. Load it from JSON with `JobSpec.from_json`; `help_text()` documents every field."""
 
-    task: str = field(metadata={"help": "what to train: ecg (rhythm classes of fixed-length signal windows) "
-                                        "or ner (entity spans in clinical text)"})
+    task: str = field(metadata={"help": "what to train: ecg (rhythm classes of fixed-length signal windows), "
+                                        "ner (entity spans in clinical text), image (classes of DICOM/PNG images) "
+                                        "or mlm (continued pretraining of the text encoder on unlabelled notes)"})
     method: str = _opt("lora", "full, lora, adalora, ia3 or head-only (train only the classification head)")
     data: str = _opt("", "dataset file (ecg: .npz; ner: .jsonl spans, CoNLL BIO or a BRAT .zip; image: .zip or "
-                         ".csv); empty = the task's bundled synthetic sample")
+                         ".csv; mlm: .txt, one note a line, or a .zip of .txt); empty = the task's bundled synthetic sample")
     base: str = _opt("default", "starting weights: 'default' (ner: offline MiniLM; ecg: fresh 1-D ResNet) or a "
                                 "registered model as NAME or NAME/VERSION")
     name: str = _opt("", "registry name of the trained model; empty = the task's default (ecg-rhythm, notes-ner)")

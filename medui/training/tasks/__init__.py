@@ -5,9 +5,10 @@ from __future__ import annotations
 from medui.training.tasks.base import Built, TaskKind
 from medui.training.tasks.ecg import EcgTask
 from medui.training.tasks.image import ImageTask
+from medui.training.tasks.mlm import MlmTask
 from medui.training.tasks.ner import NerTask
 
-TASK_KINDS: dict[str, type[TaskKind]] = {"ecg": EcgTask, "image": ImageTask, "ner": NerTask}
+TASK_KINDS: dict[str, type[TaskKind]] = {"ecg": EcgTask, "image": ImageTask, "mlm": MlmTask, "ner": NerTask}
 
 __all__ = ["TASK_KINDS", "Built", "TaskKind", "get_task"]
 
