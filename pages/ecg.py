@@ -2,12 +2,12 @@
 
 import hashlib
 
-import numpy as np
 import streamlit as st
 
 import medui.signals.ecg.samples  # noqa: F401  (registers the samples)
 from medui import records
 from medui.signals.ecg import analyse, read_ecg
+from medui.signals.ecg.explain import BAND_TITLES, METHODS, band, caption, occlusion_band, wave_summary
 from medui.signals.ecg.plots import beat_overlay, ecg_figure, tachogram
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
@@ -59,7 +59,7 @@ for cell, (label, value, unit) in zip(cells, [
 for warning in result["warnings"]:
     st.warning(markdown_safe(warning))
 
-attribution = None
+attributions: dict = {}
 if result["rhythm"]:
     st.subheader("Rhythm model")
     top = result["rhythm"][0]
@@ -69,22 +69,47 @@ if result["rhythm"]:
     if top["label"] == "atrial fibrillation":
         st.page_link("pages/risk.py", label="Assess stroke risk in atrial fibrillation (CHA₂DS₂-VASc)",
                      query_params={"score": "cha2ds2vasc"}, icon=":material/arrow_forward:")
-    if per_sample := result["attributions"].get("per_sample"):
-        attribution = np.sum(np.asarray(per_sample, dtype=float), axis=0)
-        st.caption(f"Colour band: {result['attributions'].get('method', 'attribution')} for the predicted rhythm "
-                   f"against {result['attributions'].get('baseline', 'a stated baseline')}.")
+    if result["attributions"].get("per_sample"):
+        method = st.radio("Attribution method", list(METHODS), horizontal=True, key="ecg_attr_method")
+        attributions = result["attributions"]
+        if METHODS[method] == "occlusion":
+            cached = st.session_state.get("ecg_occlusion")
+            if not cached or cached[0] != key:
+                with st.spinner("Computing the occlusion map…"):
+                    st.session_state["ecg_occlusion"] = (key, occlusion_band(record, result))
+            attributions = st.session_state["ecg_occlusion"][1]
+        st.caption(caption(attributions))
+attribution = band(attributions)
 
 st.subheader("Trace")
 names = record.lead_names
 analysed = names.index(result["analysed_lead"])
 shown = st.multiselect("Leads", names, default=[names[analysed]])
 paper = st.toggle("ECG paper grid (25 mm/s, 10 mm/mV)", value=True)
-band = st.toggle("Show where the model looked", value=attribution is not None, disabled=attribution is None)
+show_band = st.toggle("Show where the model looked", value=attribution is not None, disabled=attribution is None)
 st.plotly_chart(ecg_figure(record, result, [names.index(n) for n in shown] or [analysed], paper,
-                           attribution if band else None), key="ecg_trace")
+                           attribution if show_band else None, BAND_TITLES.get(attributions.get("method"), "model")),
+                key="ecg_trace")
 left, right = st.columns(2)
 left.plotly_chart(beat_overlay(result["cleaned"], result["r_peaks"], record.fs), key="ecg_beats")
 right.plotly_chart(tachogram(result["r_peaks"], record.fs), key="ecg_rr")
+
+if attribution is not None:
+    st.subheader("Where the evidence sits")
+    summary = wave_summary(attributions, result["beats"])
+    st.markdown(summary["sentence"])
+    st.caption("Shares of the total absolute attribution (for and against the predicted rhythm), summed over leads; "
+               "P = P onset to QRS onset, QRS = QRS onset to offset, T = QRS offset to T end, from the delineation.")
+    waves, leads = st.columns(2)
+    waves.dataframe({"Wave": list(summary["waves"]), "Share (%)": [round(100 * v, 1) for v in summary["waves"].values()]},
+                    hide_index=True)
+    if len(summary["leads"]) > 1:
+        leads.bar_chart({lead: 100 * share for lead, share in summary["leads"].items()}, horizontal=True,
+                        height=300)
+    if summary["beats"]:
+        with st.expander("Per beat"):
+            st.dataframe([{k: round(100 * v, 1) if isinstance(v, float) else v for k, v in row.items()}
+                          for row in summary["beats"]], hide_index=True)
 
 patient = st.text_input("Patient identifier", key="ecg_patient").strip()
 if st.button("Save analysis", type="primary", disabled=not patient):

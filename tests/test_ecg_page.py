@@ -50,3 +50,31 @@ def test_af_sample_gets_the_rhythm_opinion_its_band_and_the_stroke_risk_link(rou
     assert any(c.value.startswith("Colour band: integrated_gradients") for c in page.caption)
     link = page.get("page_link")[0].proto
     assert link.label.endswith("(CHA₂DS₂-VASc)") and (link.page, link.query_string) == ("risk", "score=cha2ds2vasc")
+
+
+def test_af_sample_switches_to_occlusion_and_splits_the_evidence_by_wave(routed_like_a_live_server):
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+    page = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
+    page.session_state["medui_token"] = auth.start_session("dr.grey")
+    page.run().switch_page("pages/ecg.py").run()
+    next(b for b in page.button if b.label.startswith("Load sample: Atrial fibrillation")).click().run()
+    assert not page.exception
+    assert page.radio(key="ecg_attr_method").value == "Integrated Gradients"
+    assert any(m.value.startswith("The model's evidence sits mostly in") for m in page.markdown)
+    ig_table = page.dataframe[0].value
+    assert list(ig_table["Wave"]) == ["P", "QRS", "T", "other"]
+    assert abs(ig_table["Share (%)"].sum() - 100) < 0.5
+
+    page.radio(key="ecg_attr_method").set_value("Occlusion").run()
+    assert not page.exception
+    occlusion_caption = next(c.value for c in page.caption if c.value.startswith("Colour band:"))
+    assert occlusion_caption.startswith("Colour band: occlusion") and "0.25 s window" in occlusion_caption
+    key, cached = page.session_state["ecg_occlusion"]
+    assert key == page.session_state["ecg_key"] and cached["method"] == "occlusion"
+    assert any(m.value.startswith("The model's evidence sits mostly in") for m in page.markdown)
+    table = page.dataframe[0].value
+    assert list(table["Wave"]) == ["P", "QRS", "T", "other"] and abs(table["Share (%)"].sum() - 100) < 0.5
+    assert len(page.get("plotly_chart")) == 3  # the trace still carries the (occlusion) band
+
+    page.run()  # a rerun reuses the cached map
+    assert not page.exception and page.session_state["ecg_occlusion"][1] is cached

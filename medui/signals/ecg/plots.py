@@ -22,9 +22,9 @@ def _paper(figure: go.Figure, row: int) -> None:
 
 
 def ecg_figure(record: EcgRecord, result: dict[str, Any], leads: list[int], paper: bool = True,
-               attribution: np.ndarray | None = None) -> go.Figure:
+               attribution: np.ndarray | None = None, band_title: str = "model") -> go.Figure:
     """The chosen leads stacked on one time axis, R-peaks on the analysed lead, and an optional attribution band
-    (red: pushed the model towards its prediction, blue: away from it)."""
+    (red: pushed the model towards its prediction, blue: away from it), its axis titled `band_title` (the method)."""
     rows = len(leads) + (attribution is not None)
     heights = [1.0] * len(leads) + ([0.25] if attribution is not None else [])
     figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.01, row_heights=heights)
@@ -46,7 +46,7 @@ def ecg_figure(record: EcgRecord, result: dict[str, Any], leads: list[int], pape
         figure.add_trace(go.Heatmap(z=[attribution], x=time, zmin=-limit, zmax=limit, colorscale="RdBu_r",
                                     showscale=False, hovertemplate="%{x:.2f} s: %{z:.3g}<extra></extra>"),
                          row=rows, col=1)
-        figure.update_yaxes(showticklabels=False, title_text="model", row=rows, col=1)
+        figure.update_yaxes(showticklabels=False, title_text=band_title, row=rows, col=1)
     figure.update_xaxes(title_text="time (s)", row=rows, col=1)
     figure.update_layout(height=170 * len(leads) + 90, margin={"l": 10, "r": 10, "t": 10, "b": 40},
                          showlegend=False, plot_bgcolor="white")
