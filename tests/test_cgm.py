@@ -221,3 +221,13 @@ def test_cli_errors_are_one_line(cli, tmp_path):
     path.write_bytes(libreview_csv())
     code, out, _ = cli("cgm", str(path), "--units", "mgdl", "--json")
     assert code == 1 and "mmol/L" in json.loads(out)["error"]
+
+
+def test_a_huge_single_field_is_refused_before_parsing():
+    """The issue's 100 MB single CSV field: the upload guard stops any field over 10 MB (11 MB keeps this fast)."""
+    from medui.signals.cgm import read_cgm
+    from medui.uploads import UploadRejected
+
+    data = b"id,time,gl\nA,2026-01-01 00:00:00," + b"9" * (11 * 1024 * 1024) + b"\n"
+    with pytest.raises(UploadRejected, match="A CSV field is longer than 10 MB"):
+        read_cgm(data, "huge.csv")

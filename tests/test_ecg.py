@@ -230,3 +230,13 @@ def test_cli_text_and_one_line_errors(cli, tmp_path):
     (tmp_path / "g.csv").write_bytes(gzip.compress(b"abc" * 100))
     code, _, err = cli("ecg", str(tmp_path / "g.csv"))
     assert code == 1 and "gzip" in err and err.count("\n") == 1
+
+
+def test_a_huge_single_csv_field_is_refused_before_parsing():
+    """A 100 MB single field must not be parsed; the upload guard refuses any field over 10 MB (11 MB here)."""
+    from medui.signals.ecg import read_ecg
+    from medui.uploads import UploadRejected
+
+    data = b"time_ms,II\n0," + b"1" * (11 * 1024 * 1024) + b"\n"
+    with pytest.raises(UploadRejected, match="A CSV field is longer than 10 MB"):
+        read_ecg(data, "huge.csv")
