@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import sys
@@ -76,7 +77,11 @@ def synthetic_chunks(hours: float, seed: int = 0) -> Iterator[np.ndarray]:
 def bench_long(hours: float) -> dict:
     rss_before = peak_rss_mb()
     start = time.perf_counter()
-    result = analyse_long(synthetic_chunks(hours), FS)
+    from tqdm import tqdm  # installed with transformers; a Holter day takes minutes, so show how far it is
+
+    chunks = tqdm(synthetic_chunks(hours), total=math.ceil(hours * 3600 / CHUNK_S), unit="chunk",
+                  desc="long recording", file=sys.stderr)
+    result = analyse_long(chunks, FS)
     return {"hours": hours, "seconds": time.perf_counter() - start, "beats": result["beats"],
             "expected_beats": round(hours * 60 * RATE), "heart_rate_bpm": result["heart_rate_bpm"],
             "sdnn_ms": result["rr_ms"]["sdnn"], "peak_rss_mb_before": rss_before, "peak_rss_mb": peak_rss_mb(),
