@@ -5,6 +5,7 @@ import streamlit as st
 from medui import records
 from medui.signals.cgm import analyse, metric_table, read_cgm
 from medui.signals.cgm.agp import agp_figure, daily_figure, episodes, ranges_figure, report_html
+from medui.signals.cgm.agp_static import agp_pdf, agp_png
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
 from medui.ui.text import markdown_safe
@@ -60,9 +61,15 @@ if found.empty:
 else:
     st.dataframe(found, hide_index=True)
 
-st.download_button("Download AGP report (HTML; print to PDF from the browser)",
-                   report_html(subject_id, table, [ranges_figure(subject["metrics"]), *figures], cgm.notes),
-                   file_name="agp-report.html", mime="text/html")
+html_col, pdf_col, png_col = st.columns(3)
+html_col.download_button("Download AGP report (HTML; print to PDF from the browser)",
+                         report_html(subject_id, table, [ranges_figure(subject["metrics"]), *figures], cgm.notes),
+                         file_name="agp-report.html", mime="text/html")
+# Drawn only when clicked (deferred data): matplotlib takes about a second per page.
+pdf_col.download_button("AGP report (PDF)", lambda: agp_pdf(cgm, subject_id), file_name="agp-report.pdf",
+                        mime="application/pdf", key="glucose_agp_pdf")
+png_col.download_button("AGP report (PNG)", lambda: agp_png(cgm, subject_id), file_name="agp-report.png",
+                        mime="image/png", key="glucose_agp_png")
 patient = st.text_input("Patient identifier (needed to save)", key="glucose_patient").strip()
 if st.button("Save analysis", type="primary", disabled=not patient,
              help=None if patient else "Enter a patient identifier first"):

@@ -31,6 +31,7 @@ def test_sample_gives_metrics_targets_and_figures(page):
     assert "Target (Battelino 2019)" in table.columns and "> 70" in table["Target (Battelino 2019)"].tolist()
     assert len(at.get("plotly_chart")) == 3  # time in ranges, modal day, daily profiles
     assert not at.warning  # 14 days, all readings: no sufficiency banner
+    assert "AGP report (PDF)" in [b.proto.label for b in at.get("download_button")]
     at.selectbox(key="glucose_subject").set_value("synthetic-B").run()
     assert not at.exception
 
