@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from medui.training.spec import JobSpec
 
 
+def text_tokenizer(base: Any) -> Any:
+    """The tokenizer of a text base: a registered version's copy, or the one in the package folder."""
+    from transformers import AutoTokenizer
+
+    from medui.training.errors import SpecError
+    from medui.training.serving import load_tokenizer
+
+    try:
+        return load_tokenizer(base.version) if base.version else AutoTokenizer.from_pretrained(str(base.path))
+    except OSError as exc:
+        raise SpecError(f"base {base.id} has no usable tokenizer ({exc})") from None
+
+
 @dataclass
 class Built:
     """A model ready for a method to be applied, and what encodes inputs for it."""

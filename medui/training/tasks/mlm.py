@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from medui.training.bases import BaseRef
 from medui.training.data import Examples
 from medui.training.errors import DatasetError, SpecError
-from medui.training.tasks.base import Built, TaskKind
+from medui.training.tasks.base import Built, TaskKind, text_tokenizer
 
 MLM_PROBABILITY = 0.15
 METHODS = ("full", "lora")
@@ -142,12 +142,6 @@ def read_notes(path: Path) -> list[dict[str, Any]]:
     return notes
 
 
-def _package_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path))
-
-
 class MlmTask(TaskKind):
     name = "mlm"
     default_name = "notes-mlm"
@@ -182,13 +176,8 @@ class MlmTask(TaskKind):
         return model.train()
 
     def build(self, base: BaseRef, labels: list[str], info: dict[str, Any], spec: Any) -> Built:
-        from medui.training.serving import load_tokenizer
-
         model = self.base_model(base, labels, info)
-        try:
-            tokenizer = load_tokenizer(base.version) if base.version else _package_tokenizer(base.path)
-        except OSError as exc:
-            raise SpecError(f"base {base.id} has no usable tokenizer ({exc})") from None
+        tokenizer = text_tokenizer(base)
         return Built(model=model, processor=tokenizer, arch={"config": model.mlm.config.to_dict(),
                                                              "max_length": spec.max_length,
                                                              "mlm_head": MLM_HEAD_NOTE})

@@ -22,7 +22,7 @@ from medui.training.data import Examples, check_counts, settle_rejections
 from medui.training.errors import DatasetError, SpecError
 from medui.training.ner_align import bio_labels
 from medui.training.ner_formats import detect_format, read_converted
-from medui.training.tasks.base import Built, TaskKind
+from medui.training.tasks.base import Built, TaskKind, text_tokenizer
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -72,12 +72,6 @@ def _row_problem(raw: Any) -> str | None:
         if s2 < e1:
             return f"entities {s1}-{e1} ({l1}) and {s2}-{e2} ({l2}) overlap; nested entities are not supported"
     return None
-
-
-def _package_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path))
 
 
 class NerTask(TaskKind):
@@ -159,13 +153,8 @@ class NerTask(TaskKind):
         return model
 
     def build(self, base: BaseRef, labels: list[str], info: dict[str, Any], spec: Any) -> Built:
-        from medui.training.serving import load_tokenizer
-
         model = self.base_model(base, labels, info)
-        try:
-            tokenizer = load_tokenizer(base.version) if base.version else _package_tokenizer(base.path)
-        except OSError as exc:
-            raise SpecError(f"base {base.id} has no usable tokenizer ({exc})") from None
+        tokenizer = text_tokenizer(base)
         if not getattr(tokenizer, "is_fast", False):
             raise SpecError(f"base {base.id} has no fast tokenizer; span alignment needs its offset mapping")
         return Built(model=model, processor=tokenizer, arch={"config": model.config.to_dict(),
