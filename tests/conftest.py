@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,32 @@ def clinician_page():
         return at
 
     return open_page
+
+
+@pytest.fixture
+def load_sample():
+    """Click a page's one-click sample by the start of its title: load_sample(at, "Phantom")."""
+
+    def load(at: AppTest, title_start: str) -> AppTest:
+        at.run()
+        next(b for b in at.button if b.label.startswith(f"Load sample: {title_start}")).click().run()
+        return at
+
+    return load
+
+
+@pytest.fixture
+def one_job_slot(monkeypatch):
+    """One training slot, and no test leaves a job process (or its process group) behind."""
+    from medui.training import runner
+
+    monkeypatch.setenv("MEDUI_MAX_JOBS", "1")
+    runner._children.clear()
+    yield
+    for child in list(runner._children.values()):
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.wait(timeout=10)
+    runner._children.clear()

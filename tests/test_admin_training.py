@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -20,17 +18,8 @@ PASSWORD = "Correct-Horse-9"
 
 
 @pytest.fixture(autouse=True)
-def _routed(routed_like_a_live_server, monkeypatch):
-    monkeypatch.setenv("MEDUI_MAX_JOBS", "1")
-    runner._children.clear()
-    yield
-    for child in list(runner._children.values()):  # never leave a training process behind
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        child.wait(timeout=10)
-    runner._children.clear()
+def _routed(routed_like_a_live_server, one_job_slot):
+    """Pages run through the router; one job slot; no training process outlives a test."""
 
 
 def page_as(username: str, role: str) -> AppTest:

@@ -3,20 +3,26 @@
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from medui import auth, records
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "ecg.py")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def page():
+def page(clinician_page):
+    return clinician_page("ecg.py", timeout=120)
+
+
+@pytest.fixture
+def af_page(routed_like_a_live_server) -> AppTest:
+    """The ECG page reached through app.py (so links to other pages resolve) with the synthetic AF sample."""
     auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    PagesManager.uses_pages_directory = False  # the page file is the main script here, as after routing
-    at = AppTest.from_file(PAGE, default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["medui_token"] = auth.start_session("dr.grey")
+    at.run().switch_page("pages/ecg.py").run()
+    next(b for b in at.button if b.label.startswith("Load sample: Atrial fibrillation")).click().run()
     return at
 
 
@@ -39,12 +45,8 @@ def test_real_12_lead_sample_is_measured_plotted_and_saved(page):
     assert stored.result["analysed_lead"] == "II" and len(stored.result["r_peaks"]) == 10
 
 
-def test_af_sample_gets_the_rhythm_opinion_its_band_and_the_stroke_risk_link(routed_like_a_live_server):
-    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    page = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
-    page.session_state["medui_token"] = auth.start_session("dr.grey")
-    page.run().switch_page("pages/ecg.py").run()
-    next(b for b in page.button if b.label.startswith("Load sample: Atrial fibrillation")).click().run()
+def test_af_sample_gets_the_rhythm_opinion_its_band_and_the_stroke_risk_link(af_page):
+    page = af_page
     assert not page.exception
     assert any(m.value.startswith("**atrial fibrillation**") for m in page.markdown)
     assert any(c.value.startswith("Colour band: integrated_gradients") for c in page.caption)
@@ -52,12 +54,8 @@ def test_af_sample_gets_the_rhythm_opinion_its_band_and_the_stroke_risk_link(rou
     assert link.label.endswith("(CHA₂DS₂-VASc)") and (link.page, link.query_string) == ("risk", "score=cha2ds2vasc")
 
 
-def test_af_sample_switches_to_occlusion_and_splits_the_evidence_by_wave(routed_like_a_live_server):
-    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    page = AppTest.from_file(str(Path(PAGE).parent.parent / "app.py"), default_timeout=120)
-    page.session_state["medui_token"] = auth.start_session("dr.grey")
-    page.run().switch_page("pages/ecg.py").run()
-    next(b for b in page.button if b.label.startswith("Load sample: Atrial fibrillation")).click().run()
+def test_af_sample_switches_to_occlusion_and_splits_the_evidence_by_wave(af_page):
+    page = af_page
     assert not page.exception
     assert page.radio(key="ecg_attr_method").value == "Integrated Gradients"
     assert any(m.value.startswith("The model's evidence sits mostly in") for m in page.markdown)

@@ -2,7 +2,6 @@
 
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from medui import records
 
@@ -12,18 +11,12 @@ def page(clinician_page):
     return clinician_page("glucose.py")
 
 
-def load_sample(at: AppTest, title_start: str) -> AppTest:
-    at.run()
-    next(b for b in at.button if b.label.startswith(f"Load sample: {title_start}")).click().run()
-    return at
-
-
 def test_without_input_the_page_asks_for_one(page):
     page.run()
     assert not page.exception and page.info[0].value.startswith("Upload an export")
 
 
-def test_sample_gives_metrics_targets_and_figures(page):
+def test_sample_gives_metrics_targets_and_figures(page, load_sample):
     at = load_sample(page, "Two people")
     assert not at.exception
     assert at.selectbox(key="glucose_subject").options == ["synthetic-A", "synthetic-B"]
@@ -36,14 +29,14 @@ def test_sample_gives_metrics_targets_and_figures(page):
     assert not at.exception
 
 
-def test_contradicting_units_are_refused_in_words(page):
+def test_contradicting_units_are_refused_in_words(page, load_sample):
     at = load_sample(page, "LibreView")
     assert not at.exception and not at.error
     at.radio(key="glucose_units").set_value("mg/dL").run()
     assert "header says mmol/L" in at.error[0].value.replace("\\", "")
 
 
-def test_save_under_a_patient(page):
+def test_save_under_a_patient(page, load_sample):
     at = load_sample(page, "Dexcom")
     at.text_input(key="glucose_patient").set_value("MRN-77").run()
     next(b for b in at.button if b.label == "Save analysis").click().run()

@@ -17,12 +17,6 @@ def page(clinician_page):
     return clinician_page("imaging.py")
 
 
-def load_sample(at: AppTest, title_start: str) -> AppTest:
-    at.run()
-    next(b for b in at.button if b.label.startswith(f"Load sample: {title_start}")).click().run()
-    return at
-
-
 def caption(at: AppTest) -> str:
     return at.image[0].captions[0].replace("\\", "")
 
@@ -33,7 +27,7 @@ def test_without_input_the_page_asks_for_one(page):
     assert "later release" in page.caption[0].value
 
 
-def test_phantom_sample_renders_and_windows(page):
+def test_phantom_sample_renders_and_windows(page, load_sample):
     at = load_sample(page, "Phantom")
     assert not at.exception and not at.error and len(at.image) == 1
     assert caption(at).startswith("CR · MONOCHROME") and "(header)" in caption(at)
@@ -46,7 +40,7 @@ def test_phantom_sample_renders_and_windows(page):
     assert at.dataframe[0].value["value"].tolist()[:2] == ["***", "***"]  # PatientName, PatientID masked
 
 
-def test_real_radiograph_renders(page):
+def test_real_radiograph_renders(page, load_sample):
     if radiograph_path() is None:
         pytest.skip("pydicom-data's RG1_UNCR.dcm is not installed")
     at = load_sample(page, "Chest radiograph")
@@ -54,7 +48,7 @@ def test_real_radiograph_renders(page):
     assert caption(at).startswith("CR · MONOCHROME1 · Explicit VR Little Endian · decoder pydicom")
 
 
-def test_reveal_is_audited_and_export_offers_a_download(page):
+def test_reveal_is_audited_and_export_offers_a_download(page, load_sample):
     at = load_sample(page, "Phantom")
     at.button(key="imaging_reveal").click().run()
     assert not at.exception and "PHANTOM^0000" in at.dataframe[1].value["value"].tolist()

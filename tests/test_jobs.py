@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -29,18 +28,8 @@ SLEEP = fake("import time; time.sleep(60)")
 
 
 @pytest.fixture(autouse=True)
-def clean_children(monkeypatch):
+def _one_slot(one_job_slot):
     """One slot unless a test says otherwise; no test leaves a job process behind."""
-    monkeypatch.setenv("MEDUI_MAX_JOBS", "1")
-    runner._children.clear()
-    yield
-    for child in list(runner._children.values()):
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        child.wait(timeout=10)
-    runner._children.clear()
 
 
 def wait_exit(job_id: str) -> None:
