@@ -418,3 +418,22 @@ def test_models_list_json_carries_parameter_counts(cli, tmp_path):
     keys = {"name", "task", "version", "stage", "method", "metrics", "trainable_params", "total_params"}
     assert code == 0 and keys <= set(entry)
     assert entry["trainable_params"] == result["trainable_params"] < entry["total_params"] == result["total_params"]
+
+
+def test_a_job_logs_to_its_file_once_whether_or_not_stderr_is_that_file(tmp_path):
+    """Run by the runner, stderr already is log.txt, so no second handler writes there; run in-process, one does."""
+    import sys
+
+    from medui.training.job import _is_stderr
+
+    log_file = tmp_path / "log.txt"
+    log_file.touch()
+    with open(log_file, "a") as handle:
+        assert _is_stderr(log_file) is False  # this process's stderr is not the file
+        saved = sys.stderr
+        sys.stderr = handle
+        try:
+            assert _is_stderr(log_file) is True
+        finally:
+            sys.stderr = saved
+    assert _is_stderr(tmp_path / "missing.txt") is False

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -95,14 +96,26 @@ def _exclusive(folder: Path) -> Iterator[None]:
         yield
 
 
+def _is_stderr(path: Path) -> bool:
+    """Whether this process's stderr is already the file at `path` (a job started by the runner)."""
+    try:
+        return os.path.samestat(os.fstat(sys.stderr.fileno()), os.stat(path))
+    except (OSError, ValueError, AttributeError):  # no such file yet, or stderr is not a real file
+        return False
+
+
 @contextmanager
 def _job_log(folder: Path, rank: int = 0) -> Iterator[None]:
     """Our progress lines plus transformers' and peft's warnings, in the job's log.txt (log-rank<N>.txt for the
     other ranks of a torchrun job)."""
-    handler = logging.FileHandler(folder / ("log.txt" if rank == 0 else f"log-rank{rank}.txt"), encoding="utf-8")
+    path = folder / ("log.txt" if rank == 0 else f"log-rank{rank}.txt")
+    log.setLevel(logging.INFO)
+    if _is_stderr(path):  # the runner already sends this process's stderr (where records go too) into the file
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [log, logging.getLogger("transformers"), logging.getLogger("peft")]
-    log.setLevel(logging.INFO)
     for logger in loggers:
         logger.addHandler(handler)
     try:
