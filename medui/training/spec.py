@@ -47,6 +47,7 @@ class JobSpec:
     val_fraction: float = _opt(0.15, "share of the examples held out for validation (stratified)")
     test_fraction: float = _opt(0.15, "share of the examples held out for the final test metrics (stratified)")
     max_length: int = _opt(128, "ner: tokens per text; longer texts are truncated and their cut entities reported")
+    image_size: int = _opt(0, "image: pixels per side the images are resized to; 0 = the task default (224)")
     lora_r: int = _opt(8, "lora/adalora rank (adalora: the final average rank; it starts at 1.5x)")
     lora_alpha: int = _opt(16, "lora/adalora scaling numerator (scale = alpha / r)")
     lora_dropout: float = _opt(0.05, "dropout on the adapter input")
@@ -64,6 +65,8 @@ class JobSpec:
         kind = TASK_KINDS[self.task]
         _positive(self, "batch_size", "grad_accum", "logging_steps", "max_length", "lora_r", "lora_alpha")
         _not_negative(self, "max_steps", "eval_steps", "patience", "weight_decay", "seed")
+        if self.image_size and not (32 <= self.image_size <= 1024):
+            raise SpecError(f"image_size must be 0 (task default) or between 32 and 1024, got {self.image_size}")
         if self.max_steps == 0 and not (0 < self.epochs <= 1000):
             raise SpecError(f"epochs must be between 0 and 1000 (or set max_steps), got {self.epochs}")
         if self.lr is None:

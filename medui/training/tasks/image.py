@@ -34,7 +34,7 @@ from medui.training.errors import DatasetError
 from medui.training.tasks.base import Built, TaskKind
 from medui.training.tasks.ecg import EcgTask, _softmax
 
-DEFAULT_SIZE = 224  # JobSpec has no image-size field yet: ImageTask.image_size (or a future spec.image_size) sets it
+DEFAULT_SIZE = 224  # JobSpec.image_size = 0 means this
 DICOM_SUFFIXES = (".dcm", ".dicom", "")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_FILE_BYTES = 64 * 1024**2  # one image; bigger members of a zip are rejected, not read
@@ -165,7 +165,7 @@ class ImageTask(TaskKind):
     targets = r"backbone\.(blocks\.\d+\.\d+\.conv_(pw|pwl)|conv_head)"
 
     def size(self, spec: Any) -> int:
-        return int(getattr(spec, "image_size", 0) or self.image_size)
+        return int(spec.image_size or self.image_size)
 
     # ---- data ------------------------------------------------------------------------------------------------
 
