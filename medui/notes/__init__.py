@@ -1,0 +1,1 @@
+"""Clinical notes: vocabularies, synthetic training notes, development set and the notes pipeline."""
