@@ -5,12 +5,22 @@ ship are permissive: pydicom's own native/RLE decoders (MIT), pylibjpeg + pylibj
 OpenJPEG is BSD-2), python-gdcm (BSD-3) and Pillow (MIT-CMU). pylibjpeg-libjpeg is GPL-3 and is never asked for, even
 if someone installs it: pydicom routes JPEG baseline/extended/lossless/LS through it under the "pylibjpeg" plugin
 name, so those syntaxes simply do not list "pylibjpeg". Without it nothing here decodes 12-bit JPEG Extended.
+
+Time and memory bound: uncompressed ("native") pixels are a reshape of bytes whose length check_geometry has
+already bounded, so they decode here. Compressed pixels go to C decoders that trust the code stream's own header
+(a JPEG 2000 stream whose SIZ claims 60000×60000 made OpenJPEG allocate 7.4 GB and spend 50 s before failing), so
+they decode in a forked worker process with an address-space limit sized from the DICOM header and a wall-clock
+timeout; a hang, a runaway allocation or a crash in the decoder costs that worker, not the app.
 """
 
 from __future__ import annotations
 
 import io
+import multiprocessing
+import os
+import resource
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +51,10 @@ from pydicom.uid import (
 from medui.uploads import KINDS, UploadRejected, check_upload
 
 MAX_PIXEL_BYTES = 1024**3  # refuse before decoding: one decoded copy of more than this would not fit a worker
+DECODE_TIMEOUT_S = 30.0  # a 2k×2k JPEG 2000 radiograph decodes in well under a second here: 30 s means a hang
+# The worker may map its inherited libraries plus this many times the declared pixel bytes (the decoded array, a
+# colour-converted copy and the pickled reply), and never less than WORKER_MIN_HEADROOM beyond them.
+WORKER_MEMORY_FACTOR, WORKER_MIN_HEADROOM = 4, 256 * 1024**2
 NATIVE = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian)
 # Preferred order per syntax. Pillow beats GDCM ~4x on baseline JPEG (color3d_jpeg_baseline: 1.6 s vs 6.8 s);
 # OpenJPEG via pylibjpeg is the reference J2K decoder and the only HTJ2K one; GDCM alone does lossless JPEG and JPEG-LS.
@@ -62,7 +76,7 @@ PLUGIN_ORDER: dict[str, tuple[str, ...]] = {
 REASONS = (
     "upload_rejected", "unreadable", "dicomdir", "dicomdir_path", "no_pixels", "missing_attribute", "too_large",
     "truncated", "dimension_mismatch", "unsupported_syntax", "gpl_decoder_required", "decode_failed", "bad_frame",
-    "unsupported_photometric",
+    "unsupported_photometric", "decode_timeout",
 )
 
 
@@ -73,6 +87,9 @@ class ImageRefused(ValueError):
         assert reason in REASONS, reason
         super().__init__(message)
         self.reason = reason
+
+    def __reduce__(self):  # pickled across the decode worker's pipe; the default would lose `reason`
+        return ImageRefused, (self.reason, str(self))
 
 
 @dataclass
@@ -144,8 +161,8 @@ def _pixel_keyword(ds: Dataset) -> str:
     raise ImageRefused("no_pixels", "This DICOM file has no pixel data (not an image: a report, list or structure).")
 
 
-def check_geometry(ds: Dataset) -> None:
-    """Refuse absurd or inconsistent dimensions before any decoder allocates memory for them."""
+def check_geometry(ds: Dataset) -> int:
+    """Refuse absurd or inconsistent dimensions before any decoder allocates memory; returns the decoded bytes."""
     keyword = _pixel_keyword(ds)
     missing = [k for k in ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation") if ds.get(k) in (None, "")]
     if missing:
@@ -166,6 +183,7 @@ def check_geometry(ds: Dataset) -> None:
                                         f"of pixels; the limit is {MAX_PIXEL_BYTES // 1024**3} GB.")
     if ds.file_meta.TransferSyntaxUID in NATIVE or keyword != "PixelData":
         _check_native_length(ds, keyword, rows, cols, frames, samples, bits)
+    return decoded
 
 
 def _check_native_length(ds: Dataset, keyword: str, rows: int, cols: int, frames: int, samples: int,
@@ -199,14 +217,30 @@ def _check_syntax(ds: Dataset) -> UID:
     return uid
 
 
-def decode(ds: Dataset, frame: int | None = 0) -> Decoded:
-    """Decode one frame (or every frame for frame=None) with the first preferred plugin that succeeds."""
-    check_geometry(ds)
+def decode(ds: Dataset, frame: int | None = 0, *, timeout: float = DECODE_TIMEOUT_S) -> Decoded:
+    """Decode one frame (or every frame for frame=None) with the first preferred plugin that succeeds.
+
+    Compressed syntaxes decode in a worker process bounded by `timeout` seconds and by memory (module docstring).
+    """
+    declared = check_geometry(ds)
     uid = _check_syntax(ds)
     frames = frame_count(ds)
     if frame is not None and not 0 <= frame < frames:
         raise ImageRefused("bad_frame", f"Frame {frame} does not exist: this image has {frames} frame(s), "
                                         f"numbered from 0.")
+    if uid in NATIVE or multiprocessing.current_process().daemon:  # daemons (DataLoader workers) cannot fork
+        outcome = _decode_here(ds, uid, frame)
+    else:
+        memory = declared * WORKER_MEMORY_FACTOR + WORKER_MIN_HEADROOM
+        outcome = bounded(_decode_here, (ds, uid, frame), timeout=timeout, memory=memory)
+    if isinstance(outcome, ImageRefused):
+        raise outcome
+    arr, photometric, plugin, caught = outcome
+    return Decoded(arr, photometric, plugin, uid.name, frames, frame, caught)
+
+
+def _decode_here(ds: Dataset, uid: UID, frame: int | None) -> tuple[np.ndarray, str, str, list[str]] | ImageRefused:
+    """(pixels, photometric, plugin, warnings), or the refusal, returned rather than raised to cross processes."""
     decoder = get_decoder(uid)
     available = set(decoder.available_plugins) | {""}
     errors: list[str] = []
@@ -218,12 +252,58 @@ def decode(ds: Dataset, frame: int | None = 0) -> Decoded:
             except Exception as exc:  # noqa: BLE001 -- decoders raise anything from RuntimeError to struct.error
                 errors.append(f"{plugin or 'pydicom'}: {_first_line(exc)}")
                 continue
-        return Decoded(arr, str(meta.get("photometric_interpretation", ds.PhotometricInterpretation)),
-                       plugin or "pydicom", uid.name, frames, frame, [str(w.message)[:200] for w in caught])
+        return (arr, str(meta.get("photometric_interpretation", ds.PhotometricInterpretation)), plugin or "pydicom",
+                [str(w.message)[:200] for w in caught])
     if not errors:
-        raise ImageRefused("unsupported_syntax", f"No decoder is installed for {uid.name}.")
-    raise ImageRefused("decode_failed", "The compressed pixel data could not be decoded (damaged or truncated?): "
-                       + "; ".join(errors)[:300])
+        return ImageRefused("unsupported_syntax", f"No decoder is installed for {uid.name}.")
+    return ImageRefused("decode_failed", "The compressed pixel data could not be decoded (damaged or truncated, or "
+                        "its own header declares a larger image than the DICOM header): " + "; ".join(errors)[:300])
+
+
+def bounded(func: Callable, args: tuple, *, timeout: float, memory: int | None = None):
+    """func(*args) in a forked worker with `timeout` seconds and `memory` more bytes of address space than it starts
+    with; ImageRefused("decode_timeout") when it runs out of time, ("decode_failed") when the worker dies."""
+    # forkserver: each worker forks from a small single-threaded server that has imported this module, never from
+    # the multi-threaded app (fork there can copy a held lock), and starts in milliseconds unlike spawn. Preloading
+    # __main__ too makes the server import the entry script once (guarded, as multiprocessing requires), not each
+    # worker; `python -m medui` and `streamlit run` entry points are skipped or guarded.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(target=_worker, args=(sender, func, args, memory), daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            raise ImageRefused("decode_timeout", f"Decoding the pixel data took longer than {timeout:g} s and was "
+                                                 "stopped: the compressed data is probably crafted or damaged.")
+        return receiver.recv()
+    except (EOFError, OSError):  # the worker died without answering: killed, or crashed inside a C decoder
+        raise ImageRefused("decode_failed", "The decoder crashed on this file's pixel data (damaged or crafted "
+                                            "compressed data); nothing was displayed.") from None
+    finally:
+        receiver.close()
+        if worker.is_alive():
+            worker.kill()
+        worker.join()
+
+
+def _worker(sender, func: Callable, args: tuple, memory: int | None) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # C decoders print their complaints to stderr; the reply carries what the user needs
+    if memory is not None:
+        with open("/proc/self/statm") as statm:  # first field: the address space mapped now, in pages
+            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        soft = mapped + memory if hard == resource.RLIM_INFINITY else min(mapped + memory, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    try:
+        result = func(*args)
+    except MemoryError:
+        result = ImageRefused("decode_failed", "Decoding needed more memory than the image header allows for; the "
+                                               "compressed data probably declares a larger image.")
+    sender.send(result)
+    sender.close()
 
 
 def _first_line(exc: Exception) -> str:

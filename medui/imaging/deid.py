@@ -133,6 +133,7 @@ class Deidentifier:
         """A de-identified copy of ds (pixel data untouched: see burned_in_warning)."""
         out = copy.deepcopy(ds)  # Dataset.copy() is shallow: editing its elements would edit the caller's
         out.remove_private_tags()  # Basic Profile: private attributes are removed unless retained by an option
+        out.preamble = b"\0" * 128  # PS3.10 lets the preamble hold anything (TIFF tags with identifiers, a program)
         self._clean(out)
         if getattr(out, "file_meta", None) is not None and "MediaStorageSOPInstanceUID" in out.file_meta:
             out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
