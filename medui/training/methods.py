@@ -1,4 +1,5 @@
-"""The fine-tuning methods: full, head-only, and the peft adapters (LoRA, AdaLoRA, IA3)."""
+"""The fine-tuning methods: full (optionally only the top layers), head-only, and the peft adapters (LoRA, AdaLoRA,
+IA3)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from medui.training.errors import SpecError
 from medui.training.spec import JobSpec
 from medui.training.tasks.base import TaskKind
 
@@ -41,6 +43,8 @@ def peft_config(spec: JobSpec, targets: dict[str, Any], total_steps: int) -> Any
 def apply_method(model: nn.Module, task: TaskKind, spec: JobSpec, total_steps: int) -> nn.Module:
     """The model the trainer optimises: unchanged (full), head unfrozen only, or wrapped in a PeftModel."""
     if spec.method == "full":
+        if spec.train_top_layers:
+            freeze_below_top(model, task, spec.train_top_layers)
         return model
     if spec.method == "head-only":
         for name, param in model.named_parameters():
@@ -49,6 +53,30 @@ def apply_method(model: nn.Module, task: TaskKind, spec: JobSpec, total_steps: i
     from peft import get_peft_model
 
     return get_peft_model(model, peft_config(spec, task.peft_targets(model, spec.method), total_steps))
+
+
+def freeze_below_top(model: nn.Module, task: TaskKind, k: int) -> None:
+    """Train the last `k` of the task's layers and every parameter registered after them (final norms, pooler,
+    head), plus the head wherever it is; freeze the rest (embeddings, stem, lower layers).
+
+    Registration order is the forward order in Hugging Face, timm and our ECG net, so "after the first parameter
+    of layer L-k" is "above it".
+    """
+    layers = task.layers(model)
+    if not layers:
+        raise SpecError(f"train_top_layers: the {task.name} model has no layer stack to pick the top {k} from")
+    if k > len(layers):
+        raise SpecError(f"train_top_layers is {k} but the {task.name} model has {len(layers)} layers "
+                        f"({layers[0]} ... {layers[-1]})")
+    names = [name for name, _ in model.named_parameters()]
+    first = next(i for i, name in enumerate(names) if name.startswith(layers[-k] + "."))
+    for i, (name, param) in enumerate(model.named_parameters()):
+        param.requires_grad = i >= first or name.startswith(task.head + ".")
+    for module in model.modules():
+        # A frozen batch norm's running statistics would still drift in train mode; momentum 0 keeps them.
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()):
+            module.momentum = 0.0
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:

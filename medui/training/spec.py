@@ -51,6 +51,8 @@ class JobSpec:
     lora_r: int = _opt(8, "lora/adalora rank (adalora: the final average rank; it starts at 1.5x)")
     lora_alpha: int = _opt(16, "lora/adalora scaling numerator (scale = alpha / r)")
     lora_dropout: float = _opt(0.05, "dropout on the adapter input")
+    train_top_layers: int = _opt(0, "full: train only the last K layers (transformer layers, image blocks, ECG "
+                                    "stages) and everything above them, head included; 0 = every layer")
     skip_bad_rows: bool = _opt(False, "drop malformed rows (listed in dataset.json) instead of failing the job")
 
     def __post_init__(self) -> None:
@@ -64,13 +66,15 @@ class JobSpec:
             raise SpecError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
         kind = TASK_KINDS[self.task]
         _positive(self, "batch_size", "grad_accum", "logging_steps", "max_length", "lora_r", "lora_alpha")
-        _not_negative(self, "max_steps", "eval_steps", "patience", "weight_decay", "seed")
+        _not_negative(self, "max_steps", "eval_steps", "patience", "weight_decay", "seed", "train_top_layers")
+        if self.train_top_layers and self.method != "full":
+            raise SpecError(f"train_top_layers works with method full, not {self.method} (set it to 0)")
         if self.image_size and not (32 <= self.image_size <= 1024):
             raise SpecError(f"image_size must be 0 (task default) or between 32 and 1024, got {self.image_size}")
         if self.max_steps == 0 and not (0 < self.epochs <= 1000):
             raise SpecError(f"epochs must be between 0 and 1000 (or set max_steps), got {self.epochs}")
         if self.lr is None:
-            self.lr = kind.default_lr[self.method]
+            self.lr = kind.learning_rate(self.method)
         if not (0 < self.lr < 1):
             raise SpecError(f"lr must be between 0 and 1, got {self.lr}")
         if not (0 <= self.warmup_ratio < 1) or not (0 <= self.lora_dropout < 1):

@@ -30,6 +30,27 @@ def text_tokenizer(base: Any) -> Any:
         raise SpecError(f"base {base.id} has no usable tokenizer ({exc})") from None
 
 
+# Names the repeated-layer container has in Hugging Face and timm models: BERT's encoder.layer, GPT's h,
+# timm's blocks (ViT blocks, EfficientNet stages), Llama's layers.
+_STACK_NAMES = ("layer", "layers", "blocks", "h")
+
+
+def layer_stack(model: nn.Module) -> list[str]:
+    """Module names of the model's repeated layers, input to output (e.g. bert.encoder.layer.0 ... .5).
+
+    The longest ModuleList/Sequential with a stack name and numbered children; [] when there is none.
+    """
+    from torch import nn
+
+    best: list[str] = []
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in _STACK_NAMES and isinstance(module, (nn.ModuleList, nn.Sequential)):
+            children = [child for child, _ in module.named_children()]
+            if len(children) > len(best) and all(child.isdigit() for child in children):
+                best = [f"{name}.{child}" for child in children]
+    return best
+
+
 @dataclass
 class Built:
     """A model ready for a method to be applied, and what encodes inputs for it."""
@@ -77,6 +98,20 @@ class TaskKind(ABC):
     @abstractmethod
     def peft_targets(self, model: nn.Module, method: str) -> dict[str, Any]:
         """target_modules, modules_to_save, task_type, feedforward_modules for the peft config of `method`."""
+
+    def layers(self, model: nn.Module) -> list[str]:
+        """The model's layers, input to output, for top-k freezing; a task overrides it where the
+        generic guess (`layer_stack`) does not fit its architecture."""
+        return layer_stack(model)
+
+    @classmethod
+    def learning_rate(cls, method: str) -> float:
+        """The task's default peak learning rate for `method`.
+
+        A task without an adapter rate gets its LoRA rate: both are small, near-zero-initialised residual
+        modules on a frozen base, so they tolerate similar rates.
+        """
+        return cls.default_lr.get(method) or cls.default_lr["lora"]
 
     @abstractmethod
     def eval_metrics(self, logits: Any, label_ids: Any, labels: list[str]) -> dict[str, float]:

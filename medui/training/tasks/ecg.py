@@ -148,6 +148,10 @@ class EcgTask(TaskKind):
         extra = {"feedforward_modules": []} if method == "ia3" else {}
         return {"target_modules": ["embed"], "modules_to_save": [self.head], **extra}
 
+    def layers(self, model: nn.Module) -> list[str]:
+        # The stem counts as the first stage; embed and head sit above the last block and always train.
+        return ["stem", *(f"blocks.{i}" for i in range(len(model.blocks)))]
+
     def eval_metrics(self, logits: Any, label_ids: Any, labels: list[str]) -> dict[str, float]:
         probs, y = _softmax(logits), np.asarray(label_ids)
         out = {"accuracy": float(accuracy_score(y, probs.argmax(1))),
