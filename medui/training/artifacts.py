@@ -19,7 +19,7 @@ TOKENIZER_DIR = "tokenizer"
 SCRATCH_BASE = "base_model.safetensors"
 # Which registered file holds the trained weights, per method (the rest is config, tokenizer or a base).
 TRAINED_WEIGHTS = {"full": "model.safetensors", "head-only": "head.safetensors",
-                   **{method: "adapter_model.safetensors" for method in PEFT_METHODS}}
+                   **{method: "adapter_model.safetensors" for method in (*PEFT_METHODS, "adapter")}}
 
 
 def _save_tensors(tensors: dict[str, Any], path: Path) -> None:
@@ -43,6 +43,12 @@ def save_final(model: nn.Module, task: TaskKind, spec: JobSpec, built: Built, ba
         # The adapter file also holds the modules_to_save copy of the head: the registered adapter is self-contained.
         model.save_pretrained(str(final_dir), safe_serialization=True)
         files.update({name: final_dir / name for name in ("adapter_model.safetensors", "adapter_config.json")})
+    elif spec.method == "adapter":  # Houlsby: the same file names as peft's, rebuilt by serving (adapters.py)
+        from medui.training.adapters import CONFIG_FILE, adapter_config, adapter_state
+
+        _save_tensors(adapter_state(model, task.head), final_dir / TRAINED_WEIGHTS["adapter"])
+        (final_dir / CONFIG_FILE).write_text(json.dumps(adapter_config(model), indent=2) + "\n", encoding="utf-8")
+        files.update({name: final_dir / name for name in (TRAINED_WEIGHTS["adapter"], CONFIG_FILE)})
     elif spec.method == "head-only":
         prefix = task.head + "."
         _save_tensors({k: v for k, v in model.state_dict().items() if k.startswith(prefix)},

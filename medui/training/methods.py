@@ -1,5 +1,5 @@
-"""The fine-tuning methods: full (optionally only the top layers), head-only, and the peft adapters (LoRA, AdaLoRA,
-IA3)."""
+"""The fine-tuning methods: full (optionally only the top layers), head-only, Houlsby adapters (adapters.py) and
+the peft methods (LoRA, AdaLoRA, IA3)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def apply_method(model: nn.Module, task: TaskKind, spec: JobSpec, total_steps: i
         if spec.train_top_layers:
             freeze_below_top(model, task, spec.train_top_layers)
         return model
+    if spec.method == "adapter":
+        from medui.training.adapters import apply_adapters
+
+        return apply_adapters(model, task, spec.adapter_size)
     if spec.method == "head-only":
         for name, param in model.named_parameters():
             param.requires_grad = name.startswith(task.head + ".")

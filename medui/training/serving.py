@@ -68,6 +68,7 @@ def load_for_inference(model_version: ModelVersion | str, version: str | int | N
 
     Full models are rebuilt from architecture.json and loaded whole. Adapters are put back on their base
     (a package, the registry, or the scratch base stored with them) and, with `merge`, folded into it.
+    Houlsby adapters (method "adapter") have a nonlinearity and cannot be folded: `merge` leaves them in place.
     """
     mv = _version(model_version, version)
     verify_files(mv)  # architecture.json and adapter_config.json are read as JSON below: check their digests first
@@ -81,6 +82,19 @@ def load_for_inference(model_version: ModelVersion | str, version: str | int | N
     if mv.method == "full":
         model = task.fresh(arch["arch"], mv.labels)
         _load(model, load_state_dict(mv, filename=weights), f"{mv.name}/{mv.version}")
+    elif mv.method == "adapter":
+        from medui.training.adapters import CONFIG_FILE, add_adapters
+
+        config = json.loads((mv.directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        try:
+            model = add_adapters(_base_model(mv, task, arch), config["sites"], config["size"])
+        except AttributeError as exc:
+            raise RegistryError(f"{mv.name}/{mv.version} adapters do not fit their base ({exc})") from None
+        tensors = load_state_dict(mv, filename=weights)
+        _load(model, tensors, f"{mv.name}/{mv.version} adapters", strict=False)
+        lacking = [name for name, _ in model.named_parameters() if ".adapter." in name and name not in tensors]
+        if lacking:
+            raise RegistryError(f"{mv.name}/{mv.version} adapter file lacks {lacking[0]}")
     elif mv.method == "head-only":
         model = _base_model(mv, task, arch)
         _load(model, load_state_dict(mv, filename=weights), f"{mv.name}/{mv.version} head", strict=False)

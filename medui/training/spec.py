@@ -11,8 +11,8 @@ from typing import Any
 from medui.registry.manifest import RegistryError, check_name
 from medui.training.errors import SpecError
 
-# The registry also knows "adapter" and "imported"; those are not things this trainer produces.
-METHODS = ("full", "lora", "adalora", "ia3", "head-only")
+# The registry also knows "imported"; that is not something this trainer produces.
+METHODS = ("full", "lora", "adalora", "ia3", "adapter", "head-only")
 PEFT_METHODS = ("lora", "adalora", "ia3")
 
 
@@ -27,7 +27,8 @@ class JobSpec:
     task: str = field(metadata={"help": "what to train: ecg (rhythm classes of fixed-length signal windows), "
                                         "ner (entity spans in clinical text), image (classes of DICOM/PNG images) "
                                         "or mlm (continued pretraining of the text encoder on unlabelled notes)"})
-    method: str = _opt("lora", "full, lora, adalora, ia3 or head-only (train only the classification head)")
+    method: str = _opt("lora", "full, lora, adalora, ia3, adapter (Houlsby bottleneck adapters in every transformer "
+                               "layer: ner) or head-only (train only the classification head)")
     data: str = _opt("", "dataset file (ecg: .npz; ner: .jsonl spans, CoNLL BIO or a BRAT .zip; image: .zip or "
                          ".csv; mlm: .txt, one note a line, or a .zip of .txt); empty = the task's bundled synthetic sample")
     base: str = _opt("default", "starting weights: 'default' (ner: offline MiniLM; ecg: fresh 1-D ResNet) or a "
@@ -51,6 +52,7 @@ class JobSpec:
     lora_r: int = _opt(8, "lora/adalora rank (adalora: the final average rank; it starts at 1.5x)")
     lora_alpha: int = _opt(16, "lora/adalora scaling numerator (scale = alpha / r)")
     lora_dropout: float = _opt(0.05, "dropout on the adapter input")
+    adapter_size: int = _opt(64, "adapter: bottleneck width of each Houlsby adapter (hidden -> size -> hidden)")
     train_top_layers: int = _opt(0, "full: train only the last K layers (transformer layers, image blocks, ECG "
                                     "stages) and everything above them, head included; 0 = every layer")
     skip_bad_rows: bool = _opt(False, "drop malformed rows (listed in dataset.json) instead of failing the job")
@@ -65,7 +67,8 @@ class JobSpec:
         if self.method not in METHODS:
             raise SpecError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
         kind = TASK_KINDS[self.task]
-        _positive(self, "batch_size", "grad_accum", "logging_steps", "max_length", "lora_r", "lora_alpha")
+        _positive(self, "batch_size", "grad_accum", "logging_steps", "max_length", "lora_r", "lora_alpha",
+                  "adapter_size")
         _not_negative(self, "max_steps", "eval_steps", "patience", "weight_decay", "seed", "train_top_layers")
         if self.train_top_layers and self.method != "full":
             raise SpecError(f"train_top_layers works with method full, not {self.method} (set it to 0)")

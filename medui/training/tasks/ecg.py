@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from medui.training.bases import BaseRef
 from medui.training.data import Examples, check_counts, settle_rejections
 from medui.training.ecgnet import EcgNet
-from medui.training.errors import DatasetError
+from medui.training.errors import DatasetError, SpecError
 from medui.training.tasks.base import Built, TaskKind
 
 MIN_SAMPLES = 64  # four stride-2 stages need something left to pool
@@ -65,6 +65,9 @@ class EcgTask(TaskKind):
     accepted_bases = ("ecg",)
 
     def read(self, path: Path, spec: Any) -> Examples:
+        if spec.method == "adapter":
+            raise SpecError("ecg does not support adapter: Houlsby adapters go in transformer layers and the ECG net "
+                            "is a 1-D CNN; use lora or full")
         if path.suffix.lower() != ".npz":
             raise DatasetError(f"{path.name}: ecg datasets are .npz files with 'signals' and 'labels' arrays "
                                "(CSV is not supported yet)")

@@ -153,6 +153,9 @@ class MlmTask(TaskKind):
     accepted_bases = ("mlm",)
 
     def read(self, path: Path, spec: Any) -> Examples:
+        if spec.method == "adapter":
+            raise SpecError("mlm does not support adapter: Houlsby adapters cannot be merged into the encoder, so the "
+                            "result could not become a plain ner base; use full or lora")
         if spec.method not in METHODS:
             raise SpecError(f"mlm supports the methods {', '.join(METHODS)}, not {spec.method}")
         notes = read_notes(path)
