@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -81,3 +82,75 @@ def latest_for_patient(patient: str, kind: str) -> AnalysisRecord | None:
     """The newest stored analysis of one kind for a patient, e.g. to pre-fill a form with known values."""
     found = _records(Patient.identifier == patient.strip(), Analysis.kind == kind, limit=1)
     return found[0] if found else None
+
+
+def get_analysis(analysis_id: int) -> AnalysisRecord | None:
+    """One stored analysis by id, or None."""
+    found = _records(Analysis.id == analysis_id, limit=1)
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class EntityHit:
+    """One entity of a stored notes analysis that matched a search (as reviewed by clinicians, if they did)."""
+
+    analysis_id: int
+    patient: str | None
+    created_at: str
+    created_by: str
+    source: str | None
+    text: str
+    label: str
+    assertion: str | None
+    code: str | None
+    code_display: str | None
+    section: str | None
+    status: str
+
+
+def _matches(entity: dict[str, Any], words: str, labels: set[str], assertions: set[str]) -> bool:
+    if entity["status"] == "rejected" or (labels and entity["label"] not in labels):
+        return False
+    if assertions and entity.get("assertion") not in assertions:
+        return False
+    best = (entity.get("codes") or [{}])[0]
+    haystack = " ".join(str(v) for v in (entity["text"], best.get("code"), best.get("display")) if v)
+    return words in haystack.lower()
+
+
+def search_notes(*, words: str = "", labels: tuple[str, ...] = (), assertions: tuple[str, ...] = (),
+                 patient: str = "", since: date | None = None, until: date | None = None,
+                 limit: int = 1000) -> list[EntityHit]:
+    """Entities of stored notes analyses, newest analysis first: `words` is a case-insensitive part of the entity's
+    text or of its best code or code name ("metformin", "E11"); labels, assertions, patient and dates (inclusive)
+    narrow it. Every clinician of this MedUI (one hospital) may search every stored note; each search is audited
+    by the caller."""
+    from medui.notes.corrections import effective, load_annotations
+
+    conditions = [Analysis.kind == "notes"]
+    if patient.strip():
+        conditions.append(Patient.identifier == patient.strip())
+    if since:
+        conditions.append(Analysis.created_at >= datetime.combine(since, time.min, timezone.utc))
+    if until:
+        conditions.append(Analysis.created_at < datetime.combine(until + timedelta(days=1), time.min, timezone.utc))
+    query = (select(Analysis, Patient.identifier).outerjoin(Patient, Analysis.patient_id == Patient.id)
+             .where(*conditions).order_by(Analysis.id.desc()))
+    hits: list[EntityHit] = []
+    words, wanted_labels, wanted_assertions = words.strip().lower(), set(labels), set(assertions)
+    with session_scope() as session:
+        rows = session.execute(query.execution_options(yield_per=200))
+        for batch in rows.partitions():  # a few hundred notes at a time, with their annotations
+            history = load_annotations(session, [a.id for a, _ in batch])
+            for analysis, identifier in batch:
+                for entity in effective(analysis.result.get("entities", []), history[analysis.id]):
+                    if not _matches(entity, words, wanted_labels, wanted_assertions):
+                        continue
+                    best = (entity.get("codes") or [{}])[0]
+                    hits.append(EntityHit(
+                        analysis.id, identifier, f"{analysis.created_at:%Y-%m-%d %H:%M}", analysis.created_by,
+                        analysis.result.get("source"), entity["text"], entity["label"], entity.get("assertion"),
+                        best.get("code"), best.get("display"), entity.get("section"), entity["status"]))
+                    if len(hits) == limit:
+                        return hits
+    return hits

@@ -139,3 +139,18 @@ class TrainingJob(Base):
     result: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # model, version, metrics summary
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_path: Mapped[str] = mapped_column(Text)
+
+
+class Annotation(Base):
+    """A clinician's review of one entity in a stored notes analysis: accepted, rejected, corrected, or added
+    (one the model missed). The newest row per (analysis, entity) is in force; older rows stay as history."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id"), index=True)
+    entity_index: Mapped[int] = mapped_column(Integer)  # position in the stored result; added ones follow on
+    action: Mapped[str] = mapped_column(String(16))  # accept, reject, correct, add
+    entity: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the entity as corrected or added
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
