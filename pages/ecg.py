@@ -9,6 +9,7 @@ from medui import records
 from medui.signals.ecg import analyse, read_ecg
 from medui.signals.ecg.explain import BAND_TITLES, METHODS, band, caption, occlusion_band, wave_summary
 from medui.signals.ecg.plots import beat_overlay, ecg_figure, tachogram
+from medui.ui.ecg_holter import holter_view
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
 from medui.ui.text import markdown_safe
@@ -35,16 +36,22 @@ else:
 
 key = hashlib.sha256(data + repr((name, fs, sorted(extra))).encode()).hexdigest()
 if st.session_state.get("ecg_key") != key:
+    bar = st.progress(0.0, text="Analysing…")
     try:
-        with st.spinner("Analysing…"):
-            record = read_ecg(data, name, fs, extra)
-            st.session_state["ecg"] = (record, analyse(record))
+        record = read_ecg(data, name, fs, extra)
+        st.session_state["ecg"] = (record, analyse(record, progress=lambda done: bar.progress(
+            done, text=f"Analysing the recording in chunks… {100 * done:.0f}%")))
     except (ValueError, UploadRejected) as exc:
         st.session_state.pop("ecg", None)
         st.error(markdown_safe(str(exc)))
         st.stop()
+    finally:
+        bar.empty()
     st.session_state["ecg_key"] = key
 record, result = st.session_state["ecg"]
+stored_result = result  # what "Save analysis" stores: the whole recording's result, also for a Holter
+if "holter" in result:
+    record, result = holter_view(record, result, key)
 
 st.caption(markdown_safe(f"{result['source'].upper()}, {len(record.lead_names)} lead(s), {record.fs:g} Hz, "
                          f"{result['duration_s']:g} s; {result['units']}; analysed lead {result['analysed_lead']} "
@@ -113,8 +120,8 @@ if attribution is not None:
 
 patient = st.text_input("Patient identifier", key="ecg_patient").strip()
 if st.button("Save analysis", type="primary", disabled=not patient):
-    stored = {k: v for k, v in result.items() if k not in ("cleaned", "attributions")}
-    model = result["model"] or {}
+    stored = {k: v for k, v in stored_result.items() if k not in ("cleaned", "attributions")}
+    model = stored_result["model"] or {}
     analysis_id = records.save_analysis("ecg", stored, created_by=user.username, patient=patient,
                                         input_sha256=records.input_hash(data), model_name=model.get("name"),
                                         model_version=model.get("version"))

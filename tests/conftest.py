@@ -84,6 +84,20 @@ def clinician_page():
 
 
 @pytest.fixture
+def routed_clinician_page(routed_like_a_live_server):
+    """A page reached through app.py for a signed-in clinician, so links to other pages resolve:
+    routed_clinician_page("pages/ecg.py")."""
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+
+    def open_page(path: str, timeout: float = 120) -> AppTest:
+        at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout)
+        at.session_state["medui_token"] = auth.start_session("dr.grey")
+        return at.run().switch_page(path).run()
+
+    return open_page
+
+
+@pytest.fixture
 def load_sample():
     """Click a page's one-click sample by the start of its title: load_sample(at, "Phantom")."""
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medui import auth, records
+from medui import records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,12 +16,9 @@ def page(clinician_page):
 
 
 @pytest.fixture
-def af_page(routed_like_a_live_server) -> AppTest:
+def af_page(routed_clinician_page) -> AppTest:
     """The ECG page reached through app.py (so links to other pages resolve) with the synthetic AF sample."""
-    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state["medui_token"] = auth.start_session("dr.grey")
-    at.run().switch_page("pages/ecg.py").run()
+    at = routed_clinician_page("pages/ecg.py")
     next(b for b in at.button if b.label.startswith("Load sample: Atrial fibrillation")).click().run()
     return at
 

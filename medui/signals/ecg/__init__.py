@@ -2,12 +2,14 @@
 
     record = read_ecg(data, "ecg.csv", fs=None)   # ValueError / UploadRejected with a one-line reason
     result = analyse(record)                       # the CLI's JSON plus "beats" and "cleaned" for the page
+    # over 10 minutes (holter.LONG_RECORD_S): a chunked Holter summary instead, under result["holter"]
 
 No plotting here: the page draws from `record.signals`, `result["cleaned"]` and `result["beats"]`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,14 @@ def read_ecg(data: bytes | Path, name: str, fs: float | None = None, extra: dict
     return read_bytes(data, name, fs, extra)
 
 
-def analyse(record: EcgRecord) -> dict[str, Any]:
-    """Analyse the record's rhythm lead (II, else the best-quality lead); see analysis.analyse_record for the keys."""
+def analyse(record: EcgRecord, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Analyse the record's rhythm lead (II, else the best-quality lead); see analysis.analyse_record for the keys.
+
+    Recordings longer than holter.LONG_RECORD_S get holter.analyse_holter's chunked summary (same keys plus
+    "holter"), with `progress(fraction)` after every chunk.
+    """
+    from medui.signals.ecg import holter
+
+    if holter.is_long(record):
+        return holter.analyse_holter(record, progress)
     return analyse_record(record)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -227,11 +227,13 @@ def analyse_record(record: EcgRecord) -> dict[str, Any]:
 # ---------------------------------------------------------------- long recordings
 
 
-def chunk_peaks(chunks: Iterable[np.ndarray], fs: float, overlap_s: float = 2.0) -> Iterator[np.ndarray]:
+def chunk_peaks(chunks: Iterable[np.ndarray], fs: float, overlap_s: float = 2.0,
+                on_chunk: Callable[[np.ndarray, np.ndarray], None] | None = None) -> Iterator[np.ndarray]:
     """R-peaks (absolute sample indices) of a long single-lead recording given as consecutive chunks.
 
     Each chunk is processed with `overlap_s` of the previous chunk prepended, and only peaks after the previous
     chunk's last kept peak (plus a refractory 200 ms) are kept, so memory is bounded by one chunk, not the recording.
+    `on_chunk(cleaned, peaks)` sees each processed stretch and its peaks (indices into it), e.g. for its quality.
     """
     overlap = int(overlap_s * fs)
     refractory = int(0.2 * fs)
@@ -243,7 +245,9 @@ def chunk_peaks(chunks: Iterable[np.ndarray], fs: float, overlap_s: float = 2.0)
         data = np.concatenate([tail, chunk])
         start = offset - len(tail)
         if not is_flat(data):
-            _, peaks = clean_and_peaks(data, fs)
+            cleaned, peaks = clean_and_peaks(data, fs)
+            if on_chunk is not None:
+                on_chunk(cleaned, peaks)
             # Peaks too close to the end may be cut off: leave them for the next chunk, which re-sees this tail.
             peaks = peaks[peaks < len(data) - overlap // 2] + start
             peaks = peaks[peaks > last + refractory]

@@ -76,3 +76,26 @@ def tachogram(peaks: list[int], fs: float) -> go.Figure:
     figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 40}, xaxis_title="time (s)",
                          yaxis_title="RR interval (ms)")
     return figure
+
+
+EPISODE_COLOURS = {"atrial fibrillation": "#d62728", "sinus tachycardia": "#ff7f0e", "sinus bradycardia": "#1f77b4",
+                   "ectopic beats": "#9467bd"}
+
+
+def holter_trend(summary: dict[str, Any]) -> go.Figure:
+    """Heart rate per minute over the whole recording, with the rhythm model's non-sinus episodes shaded."""
+    rates = summary["hr_per_minute"]
+    hours = np.arange(len(rates)) / 60
+    figure = go.Figure(go.Scatter(x=hours, y=rates, mode="lines", line={"color": TRACE}, name="heart rate",
+                                  connectgaps=False))
+    for episode in summary.get("rhythm", {}).get("episodes", []):
+        colour = EPISODE_COLOURS.get(episode["label"])
+        if colour:
+            figure.add_vrect(x0=episode["start_s"] / 3600, x1=episode["end_s"] / 3600, fillcolor=colour, opacity=0.25,
+                             line_width=0)
+    for label, colour in EPISODE_COLOURS.items():  # legend entries for the shading
+        figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"color": colour, "symbol": "square"},
+                                    name=label))
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 40}, xaxis_title="hours from start",
+                         yaxis_title="heart rate (bpm, per minute)", legend={"orientation": "h"})
+    return figure

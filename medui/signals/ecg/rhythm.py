@@ -37,7 +37,8 @@ BASELINE = (f"the record blurred beyond recognition: a {BASELINE_S:g} s moving a
 _CACHE: dict[tuple[str, str], tuple[Any, list[str], dict[str, Any], dict[str, Any]]] = {}
 _LOCK = threading.Lock()
 
-__all__ = ["MODEL_NAME", "RegistryError", "classify", "clear_cache", "occlusion", "segment_attribution"]
+__all__ = ["MODEL_NAME", "RegistryError", "classify", "clear_cache", "occlusion", "segment_attribution",
+           "window_probabilities"]
 
 
 def clear_cache() -> None:
@@ -264,6 +265,22 @@ def classify(signals: np.ndarray, fs: float, lead_names: list[str], *, ig_steps:
         },
         "warnings": result_warnings,
     }
+
+
+def window_probabilities(signal: np.ndarray, fs: float) -> dict[str, Any]:
+    """Class probabilities of each model window of one lead, for long recordings where one averaged opinion would
+    hide a paroxysm: {"labels", "starts_s" (window starts in the input), "probabilities" [windows, classes],
+    "window_s", "model"}. Needs a one-lead model; RegistryError / ValueError as `classify`."""
+    model, labels, arch, info = _load()
+    if int(arch["leads"]) != 1:
+        raise ValueError(f"the rhythm model reads {arch['leads']} leads together; per-window burden needs a "
+                         "one-lead model")
+    prep = _prepare(np.asarray(signal)[None, :], fs, ["lead"], arch)
+    logits = _predict(model, prep["z"])
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    return {"labels": list(labels), "starts_s": [s / prep["model_fs"] for _, s in prep["units"]],
+            "probabilities": probs, "window_s": prep["length"] / prep["model_fs"], "model": dict(info)}
 
 
 def occlusion(signals: np.ndarray, fs: float, lead_names: list[str], *, window_s: float = 0.25,

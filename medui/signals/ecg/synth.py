@@ -168,3 +168,10 @@ def write_npz(path: str | Path, n_per_class: int, seed: int, fs: float = 100, se
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, signals=signals, labels=labels.astype(str), fs=np.array(float(fs)))
     return path
+
+
+def long_recording(plan: list[tuple[str, float]], seed: int, fs: float = 250) -> np.ndarray:
+    """One lead [samples] float32 in mV made of consecutive segments (class, seconds), e.g. a Holter-length
+    recording with a paroxysm of atrial fibrillation; each segment is generated like a training strip."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([_record(label, rng, fs, seconds, 1)[0] for label, seconds in plan])
