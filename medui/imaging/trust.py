@@ -202,6 +202,11 @@ def _auc(ys: np.ndarray) -> float:
     return float(np.trapezoid(ys, dx=1.0 / (len(ys) - 1)))
 
 
+def _probabilities(model: Any, logits: torch.Tensor) -> torch.Tensor:
+    """The probabilities the page shows: a medui Classifier's calibrated ones, else a sigmoid per output."""
+    return model.probabilities(logits) if hasattr(model, "probabilities") else torch.sigmoid(logits)
+
+
 def deletion_insertion(model: Any, x: torch.Tensor, target: int, amap: AttributionMap, steps: int = CURVE_STEPS,
                        seed: int = 0) -> Curves:
     """Deletion and insertion curves of the map's pixel order and of a random order, all in batched passes."""
@@ -225,7 +230,8 @@ def deletion_insertion(model: Any, x: torch.Tensor, target: int, amap: Attributi
         images += [torch.where(masks, blurred, x), torch.where(masks, x, blurred)]
     batch = torch.cat(images)
     with torch.no_grad():
-        probs = torch.cat([torch.sigmoid(forward(chunk)[:, target]) for chunk in batch.split(CURVE_BATCH)]).numpy()
+        probs = torch.cat([_probabilities(model, forward(chunk))[:, target] for chunk in batch.split(CURVE_BATCH)])
+    probs = probs.numpy()
     dele, ins, rdel, rins = probs.reshape(4, steps + 1)
     aucs = [_auc(c) for c in (dele, ins, rdel, rins)]
     passed = None if amap.raw_max == 0 else bool(aucs[0] < aucs[2] and aucs[1] > aucs[3])
@@ -263,6 +269,6 @@ def trust_report(model: Any, x: torch.Tensor, target: int, method: str = "gradca
                  original_shape: tuple[int, int] | None = None) -> TrustReport:
     """All three checks for one finding of one image; pass `amap` when the page already computed it."""
     amap = amap or attribute(model, x, target, method, original_shape)
-    return TrustReport(method, amap.target_label, float(torch.sigmoid(torch.tensor(amap.score))), amap.raw_max,
-                       randomisation_check(model, x, target, method, amap), deletion_insertion(model, x, target, amap),
-                       pointing_game(amap, boxes))
+    curves = deletion_insertion(model, x, target, amap)
+    return TrustReport(method, amap.target_label, curves.deletion[0], amap.raw_max,
+                       randomisation_check(model, x, target, method, amap), curves, pointing_game(amap, boxes))
