@@ -16,6 +16,7 @@ from medui.cli import (
     init_cmd,
     jobs_cmd,
     models_cmd,
+    notes_cmd,
     risk_cmd,
     train_cmd,
     users_cmd,
@@ -23,7 +24,7 @@ from medui.cli import (
 from medui.cli.common import CliError, Result, table
 
 COMMAND_MODULES = (init_cmd, users_cmd, models_cmd, audit_cmd, risk_cmd, cgm_cmd, ecg_cmd, dicom_cmd, imaging_cmd,
-                   train_cmd, jobs_cmd)
+                   train_cmd, jobs_cmd, notes_cmd)
 __all__ = ["CliError", "Result", "main", "table"]
 
 

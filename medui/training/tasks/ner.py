@@ -1,5 +1,8 @@
 """Clinical NER: JSONL character spans, aligned to a fast tokenizer's tokens as BIO tags; seqeval entity metrics.
 
+A text longer than the job's max_length is split into overlapping windows of max_length tokens (each a training
+row), so long notes are learnt whole instead of truncated.
+
 CoNLL BIO and BRAT standoff datasets are converted to the same span rows by medui.training.ner_formats.
 """
 
@@ -25,6 +28,7 @@ from medui.training.ner_formats import detect_format, read_converted
 from medui.training.tasks.base import Built, TaskKind, text_tokenizer
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+WINDOW_OVERLAP = 32  # tokens shared by consecutive windows of a long text (at most a quarter of max_length)
 
 
 class _Encoded(Dataset):
@@ -72,6 +76,23 @@ def _row_problem(raw: Any) -> str | None:
         if s2 < e1:
             return f"entities {s1}-{e1} ({l1}) and {s2}-{e2} ({l2}) overlap; nested entities are not supported"
     return None
+
+
+def _window_tags(offsets: list[tuple[int, int]], entities: list[dict[str, Any]],
+                 placed: set[int]) -> tuple[list[str | None], list[str]]:
+    """BIO tags of one window: entities wholly inside are tagged (their index added to `placed`); the tokens of
+    one cut by the window's edge are ignored by the loss, since the window cannot see where it starts or ends."""
+    real = [(s, e) for s, e in offsets if e > s]
+    if not real:
+        return [None] * len(offsets), []
+    low, high = real[0][0], real[-1][1]
+    inside = [n for n, e in enumerate(entities) if e["start"] >= low and e["end"] <= high]
+    placed.update(inside)
+    tags, issues = bio_labels(offsets, [entities[n] for n in inside])
+    for e in entities:
+        if e["start"] < high and e["end"] > low and not (e["start"] >= low and e["end"] <= high):
+            tags = [None if (s < e["end"] and t > e["start"]) else tag for (s, t), tag in zip(offsets, tags)]
+    return tags, issues
 
 
 class NerTask(TaskKind):
@@ -171,13 +192,21 @@ class NerTask(TaskKind):
         rows, problems = [], []
         for i in indices:
             item = examples.items[i]
+            # A text longer than max_length becomes overlapping windows rather than being truncated.
             enc = built.processor(item["text"], truncation=True, max_length=spec.max_length,
+                                  stride=min(WINDOW_OVERLAP, spec.max_length // 4), return_overflowing_tokens=True,
                                   return_offsets_mapping=True)
-            tags, issues = bio_labels(enc["offset_mapping"], item["entities"])
+            issues: list[str] = []
+            placed: set[int] = set()
+            for k, offsets in enumerate(enc["offset_mapping"]):
+                tags, window_issues = _window_tags(offsets, item["entities"], placed)
+                issues += [issue for issue in window_issues if issue not in issues]  # once, not once per window
+                row = {key: enc[key][k] for key in enc if key not in ("offset_mapping", "overflow_to_sample_mapping")}
+                rows.append({**row, "labels": [-100 if t is None else tag_ids[t] for t in tags]})
+            issues += [f"entity {e['start']}-{e['end']} ({e['label']}) is longer than one window of "
+                       f"{spec.max_length} tokens; dropped" for n, e in enumerate(item["entities"]) if n not in placed]
             where = item.get("where", f"line {item['line']}")
             problems += [{"row": item["line"], "reason": f"{where}: {issue}"} for issue in issues]
-            row = {k: v for k, v in enc.items() if k != "offset_mapping"}
-            rows.append({**row, "labels": [-100 if t is None else tag_ids[t] for t in tags]})
         return _Encoded(rows), problems
 
     def collator(self, built: Built) -> Callable:
