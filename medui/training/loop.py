@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from medui.training import artifacts
 from medui.training.bases import resolve_base
 from medui.training.callbacks import AdaLoraStep, MetricsJsonl, truncate_metrics
 from medui.training.data import report, split
+from medui.training.errors import SpecError
 from medui.training.job import dist_rank
 from medui.training.methods import apply_method, count_params
 from medui.training.spec import JobSpec
@@ -29,7 +33,7 @@ from medui.training.trainer import MedTrainer
 log = logging.getLogger("medui.training")
 
 
-def training_args(spec: JobSpec, folder: Path, steps_per_epoch: int) -> Any:
+def training_args(spec: JobSpec, folder: Path, steps_per_epoch: int, mlflow: bool = False) -> Any:
     from transformers import TrainingArguments
 
     device = pick_device()
@@ -46,7 +50,8 @@ def training_args(spec: JobSpec, folder: Path, steps_per_epoch: int) -> Any:
         optim="adamw_torch", lr_scheduler_type="linear", warmup_steps=spec.warmup_ratio,  # a float < 1 is a ratio
         seed=spec.seed, data_seed=spec.seed, **schedule, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="eval_loss", greater_is_better=False, logging_strategy="steps",
-        logging_steps=spec.logging_steps, logging_first_step=True, report_to=["tensorboard"], disable_tqdm=True,
+        logging_steps=spec.logging_steps, logging_first_step=True, disable_tqdm=True,
+        report_to=["tensorboard", *(["mlflow"] if mlflow else [])], run_name=folder.name,
         remove_unused_columns=False, label_names=["labels"], use_cpu=device == "cpu", dataloader_pin_memory=cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(), fp16=cuda and not torch.cuda.is_bf16_supported(),
         ddp_backend="gloo" if distributed and device == "cpu" else None,
@@ -79,6 +84,35 @@ def _use_job_loggers(trainer: Any, folder: Path, main: bool = True) -> None:
         trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder / "tensorboard"))))
 
 
+def mlflow_module() -> Any:
+    """mlflow when MLFLOW_TRACKING_URI is set (metrics then also go there), else None; checked before any work."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    try:
+        import mlflow
+    except ImportError:
+        raise SpecError("MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install mlflow-skinny, "
+                        "or unset MLFLOW_TRACKING_URI") from None
+    return mlflow
+
+
+@contextmanager
+def _mlflow_run(mlflow: Any, spec: JobSpec, job_id: str) -> Iterator[Any]:
+    """One MLflow run per job attempt, named after the job, holding the spec as parameters.
+
+    Started here rather than by the Trainer's MLflowCallback (which then logs into it), so that the test metrics
+    and the registered version land in the same run. A resumed job starts a new run with the same name: MLflow
+    refuses changed parameters in an existing run, and a resume may change epochs or max_steps.
+    """
+    if mlflow is None:
+        yield None
+        return
+    with mlflow.start_run(run_name=job_id, tags={"medui.job_id": job_id, "medui.task": spec.task,
+                                                 "medui.method": spec.method}):
+        mlflow.log_params({f"spec.{key}": value for key, value in spec.to_dict().items()})
+        yield mlflow
+
+
 def _peak_memory_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if sys.platform == "darwin":
@@ -89,6 +123,13 @@ def _peak_memory_mb() -> float:
 
 
 def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, extra_callbacks: list) -> dict:
+    mlflow = mlflow_module()  # a missing mlflow fails the job before any work
+    with _mlflow_run(mlflow if dist_rank()[0] == 0 else None, spec, job_id) as tracker:
+        return _train_and_register(spec, job_id, folder, actor, extra_callbacks, mlflow is not None, tracker)
+
+
+def _train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, extra_callbacks: list,
+                        use_mlflow: bool, tracker: Any) -> dict:
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -132,7 +173,8 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
 
     labels = examples.labels
     trainer = MedTrainer(
-        model=model, args=training_args(spec, folder, steps_per_epoch), train_dataset=encoded["train"][0],
+        model=model, args=training_args(spec, folder, steps_per_epoch, use_mlflow),
+        train_dataset=encoded["train"][0],
         eval_dataset=encoded["validation"][0], data_collator=task.collator(built),
         compute_metrics=lambda p: task.eval_metrics(p.predictions, p.label_ids, labels),
         callbacks=_callbacks(spec, folder, extra_callbacks))
@@ -170,8 +212,12 @@ def train_and_register(spec: JobSpec, job_id: str, folder: Path, actor: str, ext
         provenance={"data_sha256": summary["sha256"], "data": spec.data, "spec": spec.to_dict(), "base": base.id,
                     "job_id": job_id, "splits": summary["sizes"]},
         actor=actor)
-    log.info("registered %s version %s (candidate): %s", mv.name, mv.version,
-             {k: v for k, v in test.items() if isinstance(v, float)})
+    scalars = {k: v for k, v in test.items() if isinstance(v, float)}
+    log.info("registered %s version %s (candidate): %s", mv.name, mv.version, scalars)
+    if tracker is not None:
+        tracker.log_metrics({f"test_{k}": v for k, v in scalars.items()}, step=trainer.state.global_step)
+        tracker.set_tags({"medui.model": mv.name, "medui.version": mv.version,
+                          "medui.trainable_params": trainable})
     return _from_rank0({"job_id": job_id, "status": "completed", "model": mv.name, "version": mv.version,
                         "metrics": test, "trainable_params": trainable, "total_params": total, "stats": stats})
 
