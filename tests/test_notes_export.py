@@ -31,12 +31,12 @@ RESULT = {
         entity("breast cancer", "PROBLEM", "family", [("ICD-10-CM", "C50.919", "Malignant neoplasm of breast")]),
         entity("fever", "PROBLEM", "hypothetical", [("ICD-10-CM", "R50.9", "Fever, unspecified")]),
     ],
-    "medications": [
-        {"medication": "metformin", "dosage": "500 mg", "route": "PO", "frequency": "BID",
-         "codes": [{"system": "DrugBank", "code": "DB00331", "display": "metformin", "score": 1.0},
-                   {"system": "MeSH", "code": "D008687", "display": "metformin", "score": 1.0}]},
-        {"medication": "aspirin", "dosage": None, "route": None, "frequency": None, "assertion": "absent",
-         "codes": []},
+    "medications": [  # the extractor's rows: the entities themselves and the normalised drug
+        {"medication": entity("metformin", "MEDICATION"), "dosage": entity("500 mg", "DOSAGE"),
+         "route": entity("PO", "ROUTE"), "frequency": entity("BID", "FREQUENCY"),
+         "code": {"generic": "metformin", "drugbank_id": "DB00331", "mesh_id": "D008687", "matched": "metformin"}},
+        {"medication": entity("aspirin", "MEDICATION", "absent"), "dosage": None, "route": None, "frequency": None,
+         "code": None},
     ],
 }
 
@@ -60,8 +60,8 @@ def test_entity_and_medication_csv_have_one_row_each_with_the_best_code():
     rows = list(csv.DictReader(io.StringIO(entities_csv([RESULT]))))
     assert [(r["text"], r["code"]) for r in rows][:2] == [("chest pain", "R07.9"), ("T2DM", "E11.9")]
     meds = list(csv.DictReader(io.StringIO(medications_csv([RESULT]))))
-    assert [(m["medication"], m["dosage"], m["route"], m["frequency"], m["code"]) for m in meds] == [
-        ("metformin", "500 mg", "PO", "BID", "DB00331"), ("aspirin", "", "", "", "")]
+    assert [(m["medication"], m["dosage"], m["route"], m["frequency"], m["drugbank"], m["mesh"]) for m in meds] == [
+        ("metformin", "500 mg", "PO", "BID", "DB00331", "D008687"), ("aspirin", "", "", "", "", "")]
 
 
 def test_json_export_is_the_cli_shape_without_the_note_text():

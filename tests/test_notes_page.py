@@ -27,9 +27,11 @@ def fake_result(text: str, source: str | None) -> dict:
                              "codes": [{"system": code[0], "code": code[1], "display": code[2], "score": 0.9}]
                              if code else []})
     entities.sort(key=lambda e: e["start"])
-    medications = [{"medication": "metformin", "dosage": "500 mg", "route": "PO", "frequency": "BID",
-                    "codes": [{"system": "DrugBank", "code": "DB00331", "display": "metformin", "score": 1.0}]}
-                   ] if "metformin 500 mg PO BID" in text else []
+    by_label = {e["label"]: e for e in entities}
+    medications = [{"medication": by_label["MEDICATION"], "dosage": by_label.get("DOSAGE"),
+                    "route": by_label.get("ROUTE"), "frequency": by_label.get("FREQUENCY"),
+                    "code": {"generic": "metformin", "drugbank_id": "DB00331", "mesh_id": "D008687",
+                             "matched": "metformin"}}] if "MEDICATION" in by_label else []
     return {"source": source, "entities": entities, "medications": medications,
             "model": {"name": "notes-ner", "version": "1"}, "vocabularies": {"ICD-10-CM": "2026"},
             "chars_total": len(text), "chars_processed": len(text)}
@@ -82,7 +84,8 @@ def test_pasted_note_shows_entities_assertions_codes_and_one_medication_row(page
     assert list(zip(entities["Text"], entities["Assertion"], entities["Code"]))[:2] == [
         ("chest pain", "absent", "R07.9"), ("T2DM", "present", "E11.9")]
     assert medications.to_dict("records") == [{"Drug": "metformin", "Generic name": "metformin", "Dose": "500 mg",
-                                               "Route": "PO", "Frequency": "BID", "Code": "DrugBank DB00331"}]
+                                               "Route": "PO", "Frequency": "BID",
+                                               "Code": "DrugBank DB00331, MeSH D008687"}]
     at.multiselect(key="notes_assertions").set_value(["family"]).run()
     assert list(frames(at)[0]["Text"]) == ["breast cancer"]
 
@@ -119,14 +122,16 @@ def test_corrections_in_place_are_stored_and_audited(page):
     click(at, "Save to the record")
     analysis_id = records.latest_for_patient("bed-7", "notes").id
     at.session_state[f"notes_review_{analysis_id}"] = {
-        "edited_rows": {0: {"status": "rejected"}, 6: {"assertion": "present"}}, "added_rows": [], "deleted_rows": []}
+        "edited_rows": {0: {"status": "rejected"}, 2: {"status": "rejected"}, 6: {"assertion": "present"}},
+        "added_rows": [], "deleted_rows": []}
     at.run()
     click(at, "Save corrections")
     assert not at.exception and not at.error
-    assert "Saved: 1 reject, 1 correct." in [s.value for s in at.success]
-    assert audit.events(action="annotation")[0]["detail"]["reject"] == 1
+    assert "Saved: 2 reject, 1 correct." in [s.value for s in at.success]
+    assert audit.events(action="annotation")[0]["detail"]["reject"] == 2
     assert ">chest pain<" not in at.get("html")[1].proto.body  # the rejected entity is no longer marked
-    assert list(frames(at)[0]["Review"])[:2] == ["rejected", "unreviewed"]
+    assert list(frames(at)[0]["Review"])[:3] == ["rejected", "unreviewed", "rejected"]
+    assert "No medications were found in this note." in [c.value for c in at.caption]  # metformin was rejected
 
 
 def upload(at, name: str, data: bytes, mime: str = "text/plain"):

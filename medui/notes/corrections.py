@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medui import audit
+from medui.notes.assertion import VALUES as ASSERTIONS
 from medui.store import session_scope
 from medui.store.models import Analysis, Annotation, Patient
 
-ASSERTIONS = ("present", "absent", "possible", "hypothetical", "family")
 STATUSES = ("unreviewed", "accepted", "rejected", "corrected", "added")
 EDITABLE = ("label", "assertion", "start", "end")
 

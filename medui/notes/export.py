@@ -7,7 +7,8 @@ FHIR mapping (one Bundle of type `collection` per export, with the Patient it is
   Condition of this patient.
 - PROBLEM hypothetical ("return if fever develops") → left out: it is no condition, confirmed or suspected.
 - medication rows → MedicationStatement with the DrugBank/MeSH codes and dose, route and frequency as dosage text;
-  status `not-taken` when the note denies the drug, `completed` when it is historical, else `active`.
+  status `not-taken` when the drug's entity is asserted absent ("not on aspirin"), else `active` (the rules do not
+  tell a stopped drug from a current one).
 fhir.resources ships R4B (4.3), whose Bundle, Condition, FamilyMemberHistory, MedicationStatement and Patient have
 the same elements as R4 (4.0.1); resources are validated by building them with its models.
 """
@@ -28,8 +29,8 @@ from fhir.resources.R4B.bundle import Bundle
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ENTITY_COLUMNS = ("source", "patient", "start", "end", "text", "label", "assertion", "historical", "section",
                   "code_system", "code", "code_display", "code_score")
-MEDICATION_COLUMNS = ("source", "patient", "medication", "dosage", "route", "frequency", "code_system", "code",
-                      "code_display")
+MEDICATION_COLUMNS = ("source", "patient", "medication", "generic", "dosage", "route", "frequency", "drugbank",
+                      "mesh")
 
 SYSTEMS = {  # code systems as FHIR names them
     "ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm",
@@ -81,20 +82,25 @@ def entities_csv(results: list[dict[str, Any]]) -> str:
     return _csv(ENTITY_COLUMNS, rows)
 
 
-def medication_codes(medication: dict[str, Any]) -> list[dict[str, Any]]:
-    """The drug codes of a medication row (DrugBank first)."""
-    return medication.get("codes") or []
+def medication_row(med: dict[str, Any]) -> dict[str, Any]:
+    """A medication row of a result (the entity dicts of the drug and its dose, route and frequency, and the
+    normalised drug) as words and codes."""
+    drug = med.get("code") or {}
+    codes = [{"system": system, "code": drug[key], "display": drug.get("generic")}
+             for system, key in (("DrugBank", "drugbank_id"), ("MeSH", "mesh_id")) if drug.get(key)]
+    words = {k: (med.get(k) or {}).get("text") for k in ("medication", "dosage", "route", "frequency")}
+    return {**words, "generic": drug.get("generic"), "codes": codes,
+            "assertion": (med.get("medication") or {}).get("assertion")}
 
 
 def medications_csv(results: list[dict[str, Any]]) -> str:
-    """One row per medication (drug with its dose, route and frequency)."""
+    """One row per medication: the drug as written, its generic name and codes, dose, route and frequency."""
     rows = []
     for result in results:
-        for med in result.get("medications", []):
-            code = _best(medication_codes(med))
+        for med in map(medication_row, result.get("medications", [])):
+            codes = {c["system"]: c["code"] for c in med["codes"]}
             rows.append({**med, "source": result.get("source"), "patient": result.get("patient"),
-                         "code_system": code.get("system"), "code": code.get("code"),
-                         "code_display": code.get("display")})
+                         "drugbank": codes.get("DrugBank"), "mesh": codes.get("MeSH")})
     return _csv(MEDICATION_COLUMNS, rows)
 
 
@@ -154,14 +160,13 @@ def _resources(result: dict[str, Any], k: int, subject: dict[str, str]) -> list[
             resources.append((_uuid(source, "condition", n), {
                 "resourceType": "Condition", "subject": subject, "code": code, "note": note,
                 "verificationStatus": {"coding": [{"system": _VER_SYSTEM, "code": status}]}}))
-    for n, med in enumerate(result.get("medications", [])):
-        status = ("not-taken" if med.get("assertion") == "absent" else
-                  "completed" if med.get("historical") else "active")
-        dosage_text = " ".join(str(med[k]) for k in ("dosage", "route", "frequency") if med.get(k))
-        dosage = {"text": dosage_text, **({"route": {"text": med["route"]}} if med.get("route") else {})}
+    for n, med in enumerate(map(medication_row, result.get("medications", []))):
+        dosage_text = " ".join(med[k] for k in ("dosage", "route", "frequency") if med[k])
+        dosage = {"text": dosage_text, **({"route": {"text": med["route"]}} if med["route"] else {})}
         resources.append((_uuid(source, "medication", n), {
-            "resourceType": "MedicationStatement", "status": status, "subject": subject,
-            "medicationCodeableConcept": _concept(med["medication"], medication_codes(med), top_only=False),
+            "resourceType": "MedicationStatement", "subject": subject,
+            "status": "not-taken" if med["assertion"] == "absent" else "active",
+            "medicationCodeableConcept": _concept(med["medication"], med["codes"], top_only=False),
             **({"dosage": [dosage]} if dosage_text else {})}))
     return resources
 

@@ -65,15 +65,17 @@ def entity_rows(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def medication_rows(medications: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def medication_rows(medications: list[dict[str, Any]], rejected: set[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The medication table; rows whose drug a clinician rejected are left out."""
     rows = []
     for med in medications:
-        codes = {c["system"]: c for c in export.medication_codes(med)}
-        first = next(iter(codes.values()), {})
-        rows.append({"Drug": med.get("medication") or "", "Generic name": first.get("display") or "",
-                     "Dose": med.get("dosage") or "", "Route": med.get("route") or "",
-                     "Frequency": med.get("frequency") or "",
-                     "Code": ", ".join(f"{system} {c['code']}" for system, c in codes.items())})
+        drug = med.get("medication") or {}
+        if (drug.get("start"), drug.get("end")) in rejected:
+            continue
+        row = export.medication_row(med)
+        rows.append({"Drug": row["medication"] or "", "Generic name": row["generic"] or "",
+                     "Dose": row["dosage"] or "", "Route": row["route"] or "", "Frequency": row["frequency"] or "",
+                     "Code": ", ".join(f"{c['system']} {c['code']}" for c in row["codes"])})
     return rows
 
 
@@ -101,8 +103,9 @@ def show_result(result: dict[str, Any], entities: list[dict[str, Any]], key: str
     else:
         st.info("No entity matches these filters." if entities else "No entities were found in this note.")
     st.subheader("Medications")
-    if result.get("medications"):
-        st.dataframe(pd.DataFrame(medication_rows(result["medications"])), hide_index=True, key=f"{key}_meds")
+    rejected = {(e["start"], e["end"]) for e in entities if e.get("status") == "rejected"}
+    if medications := medication_rows(result.get("medications", []), rejected):
+        st.dataframe(pd.DataFrame(medications), hide_index=True, key=f"{key}_meds")
     else:
         st.caption("No medications were found in this note.")
 
