@@ -1,4 +1,5 @@
-"""Imaging: DICOM files or a ZIP of a series → study/series/slice viewer with windowing, masked metadata, export."""
+"""Imaging: DICOM files or a ZIP of a series → viewer with windowing, findings, attribution overlay and trust panel,
+masked metadata, save and export."""
 
 import hashlib
 import io
@@ -21,15 +22,18 @@ from medui.imaging import (
     render,
     reveal_metadata,
 )
-from medui.imaging.uploads import load_uploads
+from medui.imaging.analysis import NOT_FOR_CLINICAL_USE
+from medui.imaging.classify import load_classifier
+from medui.registry import RegistryError
+from medui.ui.imaging_view import analysis_section, load
 from medui.ui.samples import sample_picker
 from medui.ui.session import require_user
 from medui.ui.text import markdown_safe
 
 user = require_user()
 st.title("Imaging")
-st.caption("This page displays DICOM images and exports de-identified copies (PS3.15 Annex E Basic Profile). "
-           "The finding classifier arrives in a later release.")
+st.caption("DICOM viewer, chest-radiograph findings with where the model looked, and de-identified export "
+           "(PS3.15 Annex E Basic Profile). " + NOT_FOR_CLINICAL_USE)
 
 uploads = st.file_uploader("DICOM files, or a ZIP of a series (checked by content, not by name)",
                            accept_multiple_files=True, key="imaging_upload")
@@ -46,8 +50,9 @@ digest = hashlib.sha256()
 for name, data in items:
     digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
 if st.session_state.get("imaging_loaded", (None,))[0] != digest.hexdigest():
-    st.session_state["imaging_loaded"] = (digest.hexdigest(), *load_uploads(items))
-_, studies, refused = st.session_state["imaging_loaded"]
+    with st.spinner("Reading the files…"):
+        st.session_state["imaging_loaded"] = (digest.hexdigest(), *load(items))
+upload, studies, refused, boxes = st.session_state["imaging_loaded"]
 for name, message in refused:
     st.warning(f"{markdown_safe(name)}: {markdown_safe(message)}")
 if not studies:
@@ -93,6 +98,14 @@ if shown is not None:
     st.image(shown.image, caption=markdown_safe(caption), clamp=True)
 if warning := burned_in_warning(ds):
     st.warning(warning)
+if shown is not None:
+    try:
+        classifier = load_classifier()
+    except RegistryError as exc:  # a damaged or tampered model must not take the viewer down with it
+        st.error(markdown_safe(f"The findings model could not be loaded: {exc}"))
+    else:
+        analysis_section(classifier, upload, instance.source, frame, ds, decoded, shown, window, boxes,
+                         user.username)
 
 st.subheader("Header")
 st.dataframe(metadata_table(ds), hide_index=True)

@@ -24,7 +24,8 @@ def caption(at: AppTest) -> str:
 def test_without_input_the_page_asks_for_one(page):
     page.run()
     assert not page.exception and page.info[0].value.startswith("Upload DICOM files")
-    assert "later release" in page.caption[0].value
+    statement = page.caption[0].value
+    assert "synthetic phantom radiographs only" in statement and "not for clinical use" in statement
 
 
 def test_phantom_sample_renders_and_windows(page, load_sample):

@@ -1,4 +1,4 @@
-"""`medui dicom`: decode and window DICOM files, folders or zips; optionally write the display rendering as PNG."""
+"""`medui dicom`: decode and window DICOM files, folders or zips; findings and where the model looked; PNGs."""
 
 from __future__ import annotations
 
@@ -10,18 +10,26 @@ from typing import Any
 
 from medui.cli.common import CliError, Result, table
 
-NO_MODEL = "no imaging model is registered yet"
+CAM_METHODS = ("gradcam", "gradcampp", "hirescam", "ig", "occlusion")  # medui.imaging.attribution.METHODS, unimported
+OUTPUTS = ("With several images, --png and --cam name a folder and write NNNN_NAME.png and NNNN_NAME-cam.png, NNNN "
+           "being the image's position in the --json list (errors count too). A folder's labels.csv from `medui "
+           "imaging synth` is skipped.")
 
 
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
     from medui.imaging import WINDOW_CHOICES
 
     parser = commands.add_parser("dicom", parents=[json_parent], help="decode and display DICOM images",
-                                 description="Decode DICOM files (or folders and ZIP archives of them) and report "
-                                 "what was found; --png writes the display rendering.")
+                                 description="Decode DICOM files (or folders and ZIP archives of them), classify "
+                                 "each image with the registered chest-findings model and map where it looked "
+                                 "for the most probable finding other than normal. " + OUTPUTS)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files, folders or ZIP archives")
     parser.add_argument("--frame", type=int, default=0, help="frame of a multi-frame image, from 0 (default 0)")
     parser.add_argument("--png", metavar="OUT", help="write the rendering to OUT (a folder when several images)")
+    parser.add_argument("--cam", metavar="OUT", help="write the attribution overlay to OUT (a folder when several "
+                        "images; images without a map get no file)")
+    parser.add_argument("--cam-method", choices=CAM_METHODS, default="gradcam",
+                        help="attribution method for cam and --cam (default gradcam)")
     parser.add_argument("--window", default="header", metavar="WINDOW",
                         help=f"{'|'.join(WINDOW_CHOICES)} or CENTER,WIDTH (default: header, else auto)")
     parser.set_defaults(handler=_run)
@@ -36,7 +44,7 @@ def _sources(paths: list[str], scratch: Path) -> Iterator[tuple[str, Path]]:
         if not path.exists():
             raise CliError(f"{raw}: no such file or folder")
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and not _phantom_labels(p)):
                 yield str(file), file
         elif path.read_bytes()[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
             data = path.read_bytes()
@@ -48,31 +56,61 @@ def _sources(paths: list[str], scratch: Path) -> Iterator[tuple[str, Path]]:
             yield raw, path
 
 
-def _one(name: str, file: Path, frame: int, window: Any) -> tuple[dict[str, Any], Any]:
+def _phantom_labels(path: Path) -> bool:
+    """A phantom study's labels.csv (`medui imaging synth` writes it beside the images): not an image, not an error."""
+    from medui.imaging.phantom import LABEL_COLUMNS
+
+    if path.name != "labels.csv":
+        return False
+    with path.open("rb") as handle:
+        return handle.readline().decode("utf-8", "replace").strip() == ",".join(LABEL_COLUMNS)
+
+
+def _one(name: str, file: Path, frame: int, window: Any, classifier: Any, method: str
+         ) -> tuple[dict[str, Any], Any, Any]:
+    """(JSON entry, display image, overlay image or None) for one file; ImageRefused for a file we cannot show."""
     from medui.imaging import burned_in_warning, open_image
+    from medui.imaging.analysis import cam_summary, classify_image, explain, image_entry, model_view, top_finding
 
     ds, decoded, shown = open_image(file, name=file.name, frame=frame, window=window)
     warnings = [*shown.warnings]
     if burn := burned_in_warning(ds):
         warnings.append(burn)
-    warnings.append(NO_MODEL)
-    return {
-        "source": name, "sop_instance_uid": str(ds.get("SOPInstanceUID") or "") or None,
-        "modality": str(ds.get("Modality") or "") or None, "photometric": str(ds.PhotometricInterpretation),
-        "transfer_syntax": decoded.transfer_syntax, "decoder": decoded.decoder, "rows": int(ds.Rows),
-        "columns": int(ds.Columns), "frames": decoded.frames, "window": shown.window, "findings": [], "cam": None,
-        "model": None, "warnings": warnings,
-    }, shown.image
+    found = classify_image(classifier, model_view(ds, decoded, shown, window, frame), ds)
+    warnings += found.warnings
+    cam, overlaid = None, None
+    if (label := top_finding(found.findings)) is not None:
+        from medui.imaging.attribution import overlay
+
+        amap = explain(classifier, found, label, method, shown.image.shape)
+        cam, overlaid = cam_summary(amap), overlay(shown.image, amap)
+    return image_entry(name, ds, decoded, shown, found, cam, warnings), shown.image, overlaid
+
+
+def _write_pngs(out: str, images: list[tuple[int, str, Any]], suffix: str) -> None:
+    """One image to OUT itself (unless it is a folder), several into the folder OUT (see OUTPUTS)."""
+    from PIL import Image
+
+    target = Path(out)
+    if len(images) == 1 and not target.is_dir():
+        Image.fromarray(images[0][2]).save(target, format="PNG")
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for k, name, image in images:
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name.split(":")[-1]).stem)[:60]
+        Image.fromarray(image).save(target / f"{k:04d}_{stem}{suffix}.png", format="PNG")
 
 
 def _run(args: argparse.Namespace) -> Result:
-    from PIL import Image
-
     from medui.imaging import ImageRefused, parse_window
+    from medui.imaging.analysis import NO_MODEL, NOT_FOR_CLINICAL_USE
+    from medui.imaging.classify import load_classifier
 
     window = parse_window(args.window)
+    classifier = load_classifier()
     results: list[dict[str, Any]] = []
-    images: list[tuple[str, Any]] = []
+    images: list[tuple[int, str, Any]] = []
+    overlays: list[tuple[int, str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="medui-dicom-") as scratch:
         for name, file in _sources(args.paths, Path(scratch)):
             if file.name.upper() == "DICOMDIR":
@@ -86,28 +124,35 @@ def _run(args: argparse.Namespace) -> Result:
                     results.append({"source": name, "error": str(exc)})
                     continue
             try:
-                entry, image = _one(name, file, args.frame, window)
+                entry, image, overlaid = _one(name, file, args.frame, window, classifier, args.cam_method)
             except (ImageRefused, ValueError, OSError) as exc:
                 results.append({"source": name, "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
                 continue
+            images.append((len(results), name, image))
+            if overlaid is not None:
+                overlays.append((len(results), name, overlaid))
             results.append(entry)
-            images.append((name, image))
     if args.png and images:
-        out = Path(args.png)
-        if len(images) == 1 and not out.is_dir():
-            Image.fromarray(images[0][1]).save(out, format="PNG")
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            for k, (name, image) in enumerate(images):
-                stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name.split(":")[-1]).stem)[:60]
-                Image.fromarray(image).save(out / f"{k:04d}_{stem}.png", format="PNG")
+        _write_pngs(args.png, images, "")
+    if args.cam and overlays:
+        _write_pngs(args.cam, overlays, "-cam")
     rows = [{"source": r["source"], "modality": r.get("modality") or "", "size": f"{r['rows']}x{r['columns']}"
              if "rows" in r else "", "decoder": r.get("decoder", ""), "window": _window_text(r) if "window" in r
-             else "", "note": r.get("error", "")} for r in results]
-    text = table(rows, ["source", "modality", "size", "decoder", "window", "note"]) + f"\n({NO_MODEL})"
+             else "", "finding": _finding_text(r), "note": r.get("error", "")} for r in results]
+    footer = NO_MODEL if classifier is None else NOT_FOR_CLINICAL_USE
+    text = table(rows, ["source", "modality", "size", "decoder", "window", "finding", "note"]) + f"\n({footer})"
     return Result(results, text, exit_code=1 if any("error" in r for r in results) or not results else 0)
 
 
 def _window_text(entry: dict[str, Any]) -> str:
     w = entry["window"]
     return w["source"] if w["center"] is None else f"{w['center']:g}/{w['width']:g} ({w['source']})"
+
+
+def _finding_text(entry: dict[str, Any]) -> str:
+    if not entry.get("findings"):
+        return ""
+    top = entry["findings"][0]
+    peak = entry["cam"]["peak"] if entry.get("cam") else None
+    where = f" (peak row {peak[0]}, col {peak[1]})" if peak and top["label"] == entry["cam"]["label"] else ""
+    return f"{top['label']} {top['probability']:.2f}{where}"
