@@ -295,7 +295,7 @@ def test_a_dicomdir_pointing_outside_its_folder_is_refused():
     assert "../../etc/passwd" in refused(to_bytes(ds), "dicomdir_path")
 
 
-def test_cli_json_covers_files_zips_and_errors(cli, tmp_path):
+def test_cli_json_covers_files_zips_and_errors(cli, tmp_path, shipped_models):  # no model: its output is pinned
     archive = tmp_path / "study.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(tf("MR_small.dcm"), "series/MR_small.dcm")

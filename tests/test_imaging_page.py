@@ -13,7 +13,8 @@ from medui.imaging.uploads import load_uploads
 
 
 @pytest.fixture
-def page(clinician_page):
+def page(clinician_page, shipped_models):
+    """The viewer without a findings model (empty shipped root): tests/test_imaging_overlay_page.py covers that."""
     return clinician_page("imaging.py")
 
 
