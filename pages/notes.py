@@ -52,7 +52,10 @@ if replace:
         st.warning(f"{damaged} character(s) could not be decoded and show as �: check the note before relying on it.")
 
 batch = len(documents) > 1 or bool(upload and is_batch(upload.name))
-key = hashlib.sha256(repr([(d.source, d.text, d.patient) for d in documents]).encode()).hexdigest()
+digest = hashlib.sha256()
+for document in documents:  # one note at a time: a big batch is not copied into one string
+    digest.update(repr((document.source, document.text, document.patient)).encode())
+key = digest.hexdigest()
 run = st.session_state.get("notes_run")
 if not run or run["key"] != key:
     if not st.button(f"Analyse {len(documents):,} notes" if batch else "Analyse", type="primary"):
