@@ -93,6 +93,12 @@ def test_full_code_set_is_reachable():
     assert icd10_candidates("fracture of neck of right femur")[0].code.startswith("S72.001")
 
 
+def test_repeated_mentions_are_answered_alike():
+    first = icd10_candidates("community acquired pneumonia")
+    first.clear()  # callers get their own list
+    assert icd10_candidates("community acquired pneumonia")[0].code.startswith("J18")
+
+
 def test_bad_k_is_refused():
     with pytest.raises(ValueError, match="k must be positive"):
         icd10_candidates("asthma", k=0)
@@ -135,4 +141,5 @@ def test_category_accuracy_on_common_phrasings():
 
 def test_category_accuracy_of_the_ranking_alone(monkeypatch):
     monkeypatch.setattr(coding, "_lexicon_code", lambda text: None)
+    monkeypatch.setattr(coding._get_index(), "answers", {})  # answers remembered with the exact lookup on
     assert top1_category_accuracy(PARAPHRASES) >= 0.85

@@ -18,7 +18,7 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ SYSTEM = "ICD-10-CM"
 # Gibberish scores below 0.11 and one-typo words ("hypertensoin", "diabetis") 0.23-0.26: abstain below this.
 ABSTAIN_BELOW = 0.2
 _N_FEATURES = 2**20
+_MAX_ANSWERS = 8192
 _INDEX_FORMAT = 1  # bump when the index text or features change, so old caches are not reused
 
 # ICD wording that says nothing about the condition itself; removed from index rows and queries alike so that
@@ -66,7 +67,7 @@ def vocabulary_versions() -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=1)
+@cache
 def _icd_release() -> str:
     """The ICD-10-CM release date, read from the name of the tabular file the package ships."""
     import simple_icd_10_cm
@@ -158,17 +159,23 @@ class _Index:
         self.idf = idf
         self.row_codes = row_codes
         self.vectorizers = _vectorizers()
-
-    def vector(self, text: str) -> sparse.csr_matrix:
-        counts = sparse.hstack([v.transform([text]) for v in self.vectorizers]).tocsr()
-        return _weigh(counts, self.idf, self.vectorizers)
+        self.answers: dict[tuple[str, int], tuple[Code, ...]] = {}  # notes repeat mentions ("HTN", "chest pain")
 
     def scores(self, text: str) -> np.ndarray:
-        query = self.vector(text)
-        if query.nnz == 0:
+        """Cosine of `text` with every row: the query is weighed like the rows (see `_weigh`), block by block."""
+        indices, weights = [], []
+        for block, vectorizer in enumerate(self.vectorizers):
+            counts = vectorizer.transform([text])
+            columns = counts.indices + block * _N_FEATURES
+            w = (1.0 + np.log(counts.data)) * self.idf[columns]
+            norm = np.linalg.norm(w)
+            if norm > 0:
+                indices.append(columns)
+                weights.append(w / norm / np.sqrt(len(self.vectorizers)))
+        if not indices:
             return np.zeros(self.by_feature.shape[1], dtype=np.float32)
-        postings = self.by_feature[query.indices]
-        return np.asarray(postings.T @ query.data, dtype=np.float32).ravel()
+        postings = self.by_feature[np.concatenate(indices)]
+        return np.asarray(postings.T @ np.concatenate(weights).astype(np.float32), dtype=np.float32).ravel()
 
 
 def _weigh(counts: sparse.csr_matrix, idf: np.ndarray, vectorizers: tuple) -> sparse.csr_matrix:
@@ -235,29 +242,39 @@ def _get_index() -> _Index:
 
 def icd10_candidates(text: str, k: int = 5) -> list[Code]:
     """Up to `k` ICD-10-CM leaf codes for a problem mention, best first; [] when nothing scores ABSTAIN_BELOW."""
-    import simple_icd_10_cm as icd
-
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    variants = _variants(text or "")
-    if not variants:
+    if not _variants(text or ""):
         return []
+    index = _get_index()
+    key = (text, k)
+    if key not in index.answers:
+        if len(index.answers) >= _MAX_ANSWERS:
+            index.answers.clear()
+        index.answers[key] = _candidates(index, *key)
+    return list(index.answers[key])
+
+
+def _candidates(index: _Index, text: str, k: int) -> tuple[Code, ...]:
+    import simple_icd_10_cm as icd
+
+    variants = _variants(text)
     found: dict[str, float] = {}
     exact = _lexicon_code(text)
     if exact:
         found[exact] = 1.0
-    index = _get_index()
     scores = np.max([index.scores(v) for v in variants], axis=0)
     codes = index.row_codes
-    for row in np.argsort(-scores, kind="stable")[: 20 * k]:
+    top = min(20 * k, len(scores))  # rows share codes: look deeper than k
+    best = np.argpartition(-scores, top - 1)[:top] if top < len(scores) else np.arange(len(scores))
+    for row in best[np.lexsort((best, -scores[best]))]:
         if scores[row] < ABSTAIN_BELOW or len(found) >= k:
             break
         found.setdefault(str(codes[row]), round(float(scores[row]), 4))
     # Ties go to the unspecified, then the least specific code: what a bare mention means.
     ranked = sorted(found.items(), key=lambda item: (-item[1], "unspecified" not in icd.get_description(item[0]),
                                                      len(item[0]), item[0]))
-    return [Code(SYSTEM, code, icd.get_description(code), score) for code, score in ranked[:k]]
-
+    return tuple(Code(SYSTEM, code, icd.get_description(code), score) for code, score in ranked[:k])
 
 
 def _lexicon_code(text: str) -> str | None:
