@@ -162,3 +162,13 @@ def test_a_crashing_decoder_is_a_message_not_a_crash():
     with pytest.raises(ImageRefused) as info:
         bounded(os.abort, (), timeout=30)
     assert info.value.reason == "decode_failed" and "crashed" in str(info.value)
+
+
+def test_the_pages_phantom_sample_zip(cli, fake, tmp_path):
+    from medui.imaging.samples import phantom_zip
+
+    path = tmp_path / "phantom-cr-study.zip"
+    path.write_bytes(phantom_zip())
+    code, results = run_json(cli, str(path), "--cam", str(tmp_path / "cams"))
+    assert code == 0 and [r["source"].rsplit("/", 1)[-1] for r in results] == [f"phantom_{k:04d}.dcm" for k in range(6)]
+    assert len(list((tmp_path / "cams").glob("*-cam.png"))) == 6  # labels.csv is the study's boxes, not an image

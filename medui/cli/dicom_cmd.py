@@ -12,8 +12,8 @@ from medui.cli.common import CliError, Result, table
 
 CAM_METHODS = ("gradcam", "gradcampp", "hirescam", "ig", "occlusion")  # medui.imaging.attribution.METHODS, unimported
 OUTPUTS = ("With several images, --png and --cam name a folder and write NNNN_NAME.png and NNNN_NAME-cam.png, NNNN "
-           "being the image's position in the --json list (errors count too). A folder's labels.csv from `medui "
-           "imaging synth` is skipped.")
+           "being the image's position in the --json list (errors count too). A phantom study's labels.csv (from `medui "
+           "imaging synth` or the Imaging page's sample ZIP) is skipped.")
 
 
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
@@ -50,7 +50,7 @@ def _sources(paths: list[str], scratch: Path) -> Iterator[tuple[str, Path]]:
             data = path.read_bytes()
             check_upload(data, path.name, "zip")
             target = scratch / f"zip{len(list(scratch.iterdir()))}"
-            for file in sorted(extract_zip(data, target)):
+            for file in sorted(f for f in extract_zip(data, target) if not _phantom_labels(f)):
                 yield f"{raw}:{file.relative_to(target.resolve()).as_posix()}", file
         else:
             yield raw, path
