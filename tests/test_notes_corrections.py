@@ -22,7 +22,7 @@ def stored(patient: str = "bed-7") -> int:
     result = {"source": "note", "text": TEXT, "model": {"name": "notes-ner", "version": "1"}, "medications": [],
               "entities": [entity("chest pain", "PROBLEM", "absent", "R07.9"), entity("T2DM", "PROBLEM", "present",
                                                                                       "E11.9"),
-                           entity("metformin", "MEDICATION"), entity("500 mg", "DOSAGE"),
+                           entity("metformin", "MEDICATION", "present"), entity("500 mg", "DOSAGE"),
                            entity("breast cancer", "PROBLEM", "present", "C50.919")]}
     return records.save_analysis("notes", result, created_by="dr.a", input_sha256=records.input_hash(TEXT.encode()),
                                  patient=patient, model_name="notes-ner", model_version="1")
@@ -47,7 +47,7 @@ def test_accept_reject_relabel_assertion_span_and_add_are_stored_and_audited():
                  "start": TEXT.index("chest"), "end": TEXT.index("chest") + 5})  # overlaps chest pain
     with pytest.raises(CorrectionError, match="overlap"):
         save_review(analysis_id, rows, actor="dr.b")
-    rows[-1].update(label="PROCEDURE", start=mother, end=mother + 6)  # nonsense, but a clinician's call
+    rows[-1].update(label="PROCEDURE", start=mother, end=mother + 6, assertion="absent")  # nonsense, but theirs
     counts = save_review(analysis_id, rows, actor="dr.b")
     assert counts == {"accept": 1, "reject": 1, "correct": 2, "add": 1}
     after = {e["index"]: e for e in reviewed(analysis_id)}
@@ -55,7 +55,7 @@ def test_accept_reject_relabel_assertion_span_and_add_are_stored_and_audited():
                                                       "added"]
     assert after[3]["label"] == "FREQUENCY" and after[3]["codes"] == []  # relabelled: the old codes do not apply
     assert after[4]["assertion"] == "family" and after[4]["codes"][0]["code"] == "C50.919"  # same words, same code
-    assert after[5]["text"] == "Mother" and after[5]["assertion"] is None  # only problems carry one
+    assert after[5]["text"] == "Mother" and after[5]["assertion"] is None  # a procedure carries no assertion
     event = audit.events(action="annotation")[0]
     assert event["actor"] == "dr.b" and event["patient"] == "bed-7"
     assert event["detail"] == {"analysis_id": analysis_id, "accept": 1, "reject": 1, "correct": 2, "add": 1}
@@ -70,10 +70,12 @@ def test_span_fix_and_deleted_row_and_unreject():
     rows = table(analysis_id)
     rows[0]["start"] = TEXT.index("pain")  # "chest pain" -> "pain"
     del rows[1]  # deleting a row in the editor rejects the entity
+    next(r for r in rows if r["text"] == "metformin")["assertion"] = "absent"  # "not on metformin"
     save_review(analysis_id, rows, actor="dr.b")
     after = reviewed(analysis_id)
     assert after[0]["text"] == "pain" and after[0]["status"] == "corrected"
     assert after[1]["status"] == "rejected"
+    assert after[2]["assertion"] == "absent" and after[2]["status"] == "corrected"
     rows = table(analysis_id)
     rows[1]["status"] = "unreviewed"  # changed their mind
     assert save_review(analysis_id, rows, actor="dr.b")["accept"] == 1

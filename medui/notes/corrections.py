@@ -24,6 +24,7 @@ from medui.store import session_scope
 from medui.store.models import Analysis, Annotation, Patient
 
 STATUSES = ("unreviewed", "accepted", "rejected", "corrected", "added")
+ASSERTED = ("PROBLEM", "MEDICATION")  # the labels the extractor gives an assertion ("not on aspirin")
 EDITABLE = ("label", "assertion", "start", "end")
 
 
@@ -99,7 +100,7 @@ def _clean(row: dict[str, Any], text: str, labels: tuple[str, ...]) -> dict[str,
     if not text[start:end].strip():
         raise CorrectionError(f"{where}: the span covers only blank space.")
     assertion = None
-    if row["label"] == "PROBLEM":
+    if row["label"] in ASSERTED:
         assertion = row.get("assertion") or "present"
         if assertion not in ASSERTIONS:
             raise CorrectionError(f"{where}: the assertion must be one of {', '.join(ASSERTIONS)}, got {assertion!r}.")
@@ -136,8 +137,8 @@ def changes(current: list[dict[str, Any]], edited: list[dict[str, Any]], text: s
                 found.append({"entity_index": index, "action": "reject", "entity": None})
             continue
         wanted = {k: None if _missing(row.get(k)) else row.get(k) for k in EDITABLE}
-        if wanted["label"] != "PROBLEM":
-            wanted["assertion"] = None  # only problems carry an assertion
+        if wanted["label"] not in ASSERTED:
+            wanted["assertion"] = None
         if any(wanted[k] != now.get(k) for k in EDITABLE):
             found.append({"entity_index": index, "action": "correct", "entity": _clean(wanted, text, labels)})
         elif now["status"] == "rejected" or (row.get("status") == "accepted" and now["status"] == "unreviewed"):
@@ -173,7 +174,8 @@ def save_review(analysis_id: int, edited: list[dict[str, Any]], *, actor: str) -
 
 
 def training_rows() -> Iterator[dict[str, Any]]:
-    """Each reviewed note as {"text", "entities": [{"start", "end", "label"(, "assertion")}]}, oldest first."""
+    """Each reviewed note as {"text", "entities": [{"start", "end", "label"(, "assertion")}]}, oldest first; the
+    `ner` task reads start, end and label, the assertion is there for an assertion model."""
     with session_scope() as session:
         ids = list(session.scalars(select(Annotation.analysis_id).distinct().order_by(Annotation.analysis_id)))
     for start in range(0, len(ids), 100):  # a hundred notes at a time: memory stays bounded
