@@ -185,3 +185,24 @@ def test_empty_page_explains_what_to_do(page):
     at = page.run()
     assert not at.exception
     assert at.info[0].value == "Paste a note, upload a file, or load a sample."
+
+
+@pytest.mark.slow
+def test_done_means_with_the_shipped_model(clinician_page):
+    """The issue's acceptance note through the real notes-ner and rule layer: paste, see, save, find on Records."""
+    from medui import config
+
+    if not (config.SHIPPED_MODELS_DIR / "notes-ner").is_dir():
+        pytest.skip("notes-ner is not shipped in models/ yet")
+    at = analyse(clinician_page("notes.py"), NOTE)
+    assert not at.exception and not at.error
+    entities, medications = frames(at)
+    found = {(t, a): c for t, a, c in zip(entities["Text"], entities["Assertion"], entities["Code"])}
+    assert ("chest pain", "absent") in found and ("breast cancer", "family") in found
+    assert found[("T2DM", "present")].startswith("E11")
+    assert medications[["Drug", "Dose", "Route", "Frequency"]].to_dict("records") == [
+        {"Drug": "metformin", "Dose": "500 mg", "Route": "PO", "Frequency": "BID"}]
+    at.text_input(key="notes_patient").input("bed-7").run()
+    click(at, "Save to the record")
+    hits = records.search_notes(words="metformin", patient="bed-7")
+    assert [h.label for h in hits] == ["MEDICATION"]
