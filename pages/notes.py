@@ -6,6 +6,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+import medui.notes.samples  # noqa: F401  (registers the samples)
 from medui import records
 from medui.notes.documents import ACCEPTED, NotUtf8, from_paste, is_batch, read_upload
 from medui.notes.extract import NotesError, check_text, iter_extract, load_model
@@ -51,7 +52,8 @@ if replace:
     if damaged := sum(d.text.count("\ufffd") for d in documents):
         st.warning(f"{damaged} character(s) could not be decoded and show as �: check the note before relying on it.")
 
-batch = len(documents) > 1 or bool(upload and is_batch(upload.name))
+name = upload.name if upload else chosen[0].filename if chosen else ""
+batch = len(documents) > 1 or is_batch(name)
 digest = hashlib.sha256()
 for document in documents:  # one note at a time: a big batch is not copied into one string
     digest.update(repr((document.source, document.text, document.patient)).encode())

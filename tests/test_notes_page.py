@@ -172,6 +172,13 @@ def test_binary_upload_is_refused_in_words(page):
     assert [e.value for e in at.error] == ["This is not a text file \\(it looks like a PNG image\\)\\."]
 
 
+def test_samples_are_offered_and_the_batch_sample_runs(page, load_sample):
+    at = load_sample(page, "Batch of three notes")
+    assert at.info[0].value.startswith("**Sample input**: Batch of three notes (CSV)")
+    click(at, "Analyse 3 notes")
+    assert list(frames(at)[0]["Patient"]) == ["bed-1", "bed-2", "bed-3"]
+
+
 def test_model_missing_is_a_message(page, monkeypatch):
     def missing(version=None):
         raise RegistryError("no production version of notes-ner")
@@ -185,6 +192,9 @@ def test_empty_page_explains_what_to_do(page):
     at = page.run()
     assert not at.exception
     assert at.info[0].value == "Paste a note, upload a file, or load a sample."
+    assert [b.label for b in at.button][:3] == [
+        "Load sample: Short HPI (denied, present and family problems, one medication)",
+        "Load sample: Discharge summary with sections", "Load sample: Batch of three notes (CSV)"]
 
 
 @pytest.mark.slow
