@@ -24,7 +24,7 @@ import torch
 from scipy import ndimage, stats
 from torch import nn
 
-from medui.imaging.attribution import METHOD_NAMES, AttributionMap, attribute, logits_fn
+from medui.imaging.attribution import METHOD_NAMES, AttributionMap, attribute, resolve
 
 # A randomised map with rank correlation ρ < 0.5 shares under a quarter (ρ² < 0.25) of its rank order with the
 # trained map. Methods known to fail the test (guided backprop) keep ρ near 1 under cascading randomisation, those
@@ -33,7 +33,7 @@ SIMILARITY_THRESHOLD = 0.5
 RANDOMISED_STAGES = 4  # head + three top blocks: enough to see the map change, bounded in time
 POINTING_TOLERANCE_PX = 15  # the pointing game's usual tolerance (Zhang et al. 2016), in original-image pixels
 CURVE_STEPS = 20
-CURVE_BATCH = 32  # images per forward pass while tracing the curves
+CURVE_BATCH = 8  # images per forward pass while tracing the curves (as attribution.IG_BATCH)
 BLUR_FRACTION = 1 / 45  # the "removed" image: Gaussian blur with sigma = size / 45 (5 px at 224, as in RISE)
 
 
@@ -165,11 +165,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def randomisation_check(model: Any, x: torch.Tensor, target: int, method: str, amap: AttributionMap | None = None,
                         stages: int = RANDOMISED_STAGES, seed: int = 0) -> Randomisation:
     """Cascading model randomisation on a deep copy; passes when the most randomised map has ρ < the threshold."""
+    network = _network(model)
     trained = amap or attribute(model, x, target, method)
     if trained.raw_max == 0:
         return Randomisation([], SIMILARITY_THRESHOLD, None, f"Not applicable: the {METHOD_NAMES[method]} map shows "
                              f"no evidence for {trained.target_label}, so there is nothing to compare.")
-    twin = copy.deepcopy(_network(model))  # the shared model is only read; all re-initialisation happens here
+    twin = copy.deepcopy(network)  # the shared model is only read; all re-initialisation happens here
     net = twin.backbone if hasattr(twin, "backbone") else twin
     cascade = _cascade(net)[:stages]
     if not cascade:
@@ -210,8 +211,8 @@ def _probabilities(model: Any, logits: torch.Tensor) -> torch.Tensor:
 def deletion_insertion(model: Any, x: torch.Tensor, target: int, amap: AttributionMap, steps: int = CURVE_STEPS,
                        seed: int = 0) -> Curves:
     """Deletion and insertion curves of the map's pixel order and of a random order, all in batched passes."""
-    forward = logits_fn(model)
-    x = x.detach().float()
+    parts = resolve(model)
+    x = x.detach().float().cpu()
     size = x.shape[-2:]
     if amap.map.shape != tuple(size):
         raise ValueError(f"the map is {amap.map.shape} but the input is {tuple(size)}")
@@ -230,7 +231,8 @@ def deletion_insertion(model: Any, x: torch.Tensor, target: int, amap: Attributi
         images += [torch.where(masks, blurred, x), torch.where(masks, x, blurred)]
     batch = torch.cat(images)
     with torch.no_grad():
-        probs = torch.cat([_probabilities(model, forward(chunk))[:, target] for chunk in batch.split(CURVE_BATCH)])
+        probs = torch.cat([_probabilities(model, parts.forward(chunk.to(parts.device)))[:, target].cpu()
+                           for chunk in batch.split(CURVE_BATCH)])
     probs = probs.numpy()
     dele, ins, rdel, rins = probs.reshape(4, steps + 1)
     aucs = [_auc(c) for c in (dele, ins, rdel, rins)]
