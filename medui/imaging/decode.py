@@ -263,12 +263,11 @@ def _decode_here(ds: Dataset, uid: UID, frame: int | None) -> tuple[np.ndarray, 
 def bounded(func: Callable, args: tuple, *, timeout: float, memory: int | None = None):
     """func(*args) in a forked worker with `timeout` seconds and `memory` more bytes of address space than it starts
     with; ImageRefused("decode_timeout") when it runs out of time, ("decode_failed") when the worker dies."""
-    # forkserver: each worker forks from a small single-threaded server that has imported this module, never from
-    # the multi-threaded app (fork there can copy a held lock), and starts in milliseconds unlike spawn. Preloading
-    # __main__ too makes the server import the entry script once (guarded, as multiprocessing requires), not each
-    # worker; `python -m medui` and `streamlit run` entry points are skipped or guarded.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", __name__])
+    # fork, not spawn or forkserver: both of those re-run the __main__ module in the worker, and under Streamlit
+    # __main__ is the page script itself. A forked worker starts in milliseconds with the dataset already in memory.
+    # Forking a multi-threaded app can copy a lock another thread held; the worker only decodes, and whatever it
+    # waits on is cut by the same timeout, so the worst case is a timeout message, never a hung page.
+    context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     worker = context.Process(target=_worker, args=(sender, func, args, memory), daemon=True)
     worker.start()
