@@ -141,7 +141,7 @@ if unsaved and st.button(f"Save {len(unsaved):,} notes to the record" if batch e
 if analysis_id:
     st.success(markdown_safe(f"Saved as analysis {analysis_id} for {result['patient']}; find it again on the "
                              "Records page."))
-export_buttons([{**r, "patient": owner(r)} for r in (results if batch else [result])], owner(result),
+export_buttons([{**r, "patient": owner(r)} for r in (results if batch else [result])], owner(result), user,
                key="notes_export")
 
 if analysis_id:

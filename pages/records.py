@@ -68,7 +68,7 @@ if opened:
         result = {**record.result, "patient": record.patient}
         show_result(result, entities, key="records_view")
         export_buttons([{**result, "entities": [e for e in entities if e["status"] != "rejected"]}], record.patient,
-                       key="records_export")
+                       user, key="records_export")
         review_editor(record.id, result.get("text", ""), entities, user)
 
 if user.is_admin:

@@ -98,6 +98,17 @@ def test_note_text_is_escaped_never_html(page):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "&lt;img src=x onerror=alert(2)&gt; &amp; " in body
 
 
+def test_exports_are_offered_and_audited_and_fhir_needs_a_patient(page):
+    at = analyse(page)
+    buttons = {b.label: b for b in at.get("download_button")}
+    assert list(buttons) == ["JSON", "Entities (CSV)", "Medications (CSV)", "FHIR R4 Bundle"]
+    assert buttons["FHIR R4 Bundle"].proto.disabled and not buttons["JSON"].proto.disabled
+    at.text_input(key="notes_patient").input("bed-7").run()
+    next(b for b in at.get("download_button") if b.label == "FHIR R4 Bundle").click().run()
+    event = audit.events(action="notes_export")[0]
+    assert event["patient"] == "bed-7" and event["detail"] == {"format": "fhir", "notes": 1}
+
+
 def test_save_needs_a_patient_then_stores_and_shows_on_records(page, clinician_page):
     at = analyse(page)
     click(at, "Save to the record")

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from medui import audit
 from medui.auth import UserInfo
 from medui.notes import corrections, export
 from medui.notes.corrections import ASSERTIONS, STATUSES, CorrectionError
@@ -110,21 +111,25 @@ def show_result(result: dict[str, Any], entities: list[dict[str, Any]], key: str
         st.caption("No medications were found in this note.")
 
 
-def export_buttons(results: list[dict[str, Any]], patient: str | None, key: str) -> None:
-    """JSON, entity and medication CSV of all `results`; a FHIR R4 Bundle of those that belong to `patient`."""
+def export_buttons(results: list[dict[str, Any]], patient: str | None, user: UserInfo, key: str) -> None:
+    """JSON, entity and medication CSV of all `results`; a FHIR R4 Bundle of those that belong to `patient`.
+
+    Each download is audited (format and count; the patient only for the single-patient Bundle).
+    """
     usable = [r for r in results if "error" not in r]
     own = [r for r in usable if r.get("patient") == patient]
-    columns = st.columns(4)
-    columns[0].download_button("JSON", export.to_json(results), file_name="notes.json", mime="application/json",
-                               key=f"{key}_json")
-    columns[1].download_button("Entities (CSV)", export.entities_csv(usable), file_name="notes-entities.csv",
-                               mime="text/csv", key=f"{key}_csv")
-    columns[2].download_button("Medications (CSV)", export.medications_csv(usable),
-                               file_name="notes-medications.csv", mime="text/csv", key=f"{key}_meds_csv")
-    columns[3].download_button("FHIR R4 Bundle", export.fhir_bundle(own, patient) if patient else "",
-                               file_name="notes-fhir-bundle.json", mime="application/fhir+json",
-                               disabled=not patient, key=f"{key}_fhir",
-                               help=None if patient else "A FHIR Bundle is about one patient: enter the identifier")
+    files = [("JSON", export.to_json(results), "notes.json", "application/json", "json", len(results), None),
+             ("Entities (CSV)", export.entities_csv(usable), "notes-entities.csv", "text/csv", "entities_csv",
+              len(usable), None),
+             ("Medications (CSV)", export.medications_csv(usable), "notes-medications.csv", "text/csv",
+              "medications_csv", len(usable), None),
+             ("FHIR R4 Bundle", export.fhir_bundle(own, patient) if patient else "", "notes-fhir-bundle.json",
+              "application/fhir+json", "fhir", len(own), patient)]
+    for column, (label, data, name, mime, kind, count, who) in zip(st.columns(len(files)), files):
+        column.download_button(label, data, file_name=name, mime=mime, key=f"{key}_{kind}", disabled=not data,
+                               on_click=audit.record, args=(user.username, "notes_export"),
+                               kwargs={"patient": who, "format": kind, "notes": count},
+                               help=None if data else "A FHIR Bundle is about one patient: enter the identifier")
 
 
 def review_editor(analysis_id: int, text: str, entities: list[dict[str, Any]], user: UserInfo) -> None:
