@@ -129,7 +129,7 @@ def test_ecg_dataset_errors(tmp_path, change, message):
         validate_dataset(JobSpec(task="ecg", data=write_npz(tmp_path / "e.npz", **change(ecg_rhythm()))))
 
 
-def test_ecg_rejects_nan_records_unless_skipped_and_refuses_csv(tmp_path):
+def test_ecg_rejects_nan_records_unless_skipped_and_a_csv_without_a_manifest_header(tmp_path):
     data = ecg_rhythm()
     data["signals"][5, 0, 10] = np.nan
     path = write_npz(tmp_path / "e.npz", **data)
@@ -137,7 +137,7 @@ def test_ecg_rejects_nan_records_unless_skipped_and_refuses_csv(tmp_path):
         validate_dataset(JobSpec(task="ecg", data=path))
     assert validate_dataset(JobSpec(task="ecg", data=path, skip_bad_rows=True))["accepted"] == 47
     (tmp_path / "e.csv").write_text("a,b\n")
-    with pytest.raises(DatasetError, match="CSV is not supported yet"):
+    with pytest.raises(DatasetError, match="needs a header with path and label columns"):
         validate_dataset(JobSpec(task="ecg", data=str(tmp_path / "e.csv")))
 
 

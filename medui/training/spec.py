@@ -29,7 +29,8 @@ class JobSpec:
                                         "or mlm (continued pretraining of the text encoder on unlabelled notes)"})
     method: str = _opt("lora", "full, lora, adalora, ia3, adapter (Houlsby bottleneck adapters in every transformer "
                                "layer: ner) or head-only (train only the classification head)")
-    data: str = _opt("", "dataset file (ecg: .npz; ner: .jsonl spans, CoNLL BIO or a BRAT .zip; image: .zip or "
+    data: str = _opt("", "dataset file (ecg: .npz, a .zip of class folders of CSV recordings or a path,label[,fs] "
+                         ".csv manifest; ner: .jsonl spans, CoNLL BIO or a BRAT .zip; image: .zip or "
                          ".csv; mlm: .txt, one note a line, or a .zip of .txt); empty = the task's bundled synthetic sample")
     base: str = _opt("default", "starting weights: 'default' (ner: offline MiniLM; ecg: fresh 1-D ResNet) or a "
                                 "registered model as NAME or NAME/VERSION")
@@ -48,6 +49,8 @@ class JobSpec:
     val_fraction: float = _opt(0.15, "share of the examples held out for validation (stratified)")
     test_fraction: float = _opt(0.15, "share of the examples held out for the final test metrics (stratified)")
     max_length: int = _opt(128, "ner: tokens per text; longer texts are truncated and their cut entities reported")
+    fs: float = _opt(0.0, "ecg recordings: sampling rate (Hz) of files that have no time column and no fs in the "
+                          "manifest; 0 = each must state its own")
     image_size: int = _opt(0, "image: pixels per side the images are resized to; 0 = the task default (224)")
     lora_r: int = _opt(8, "lora/adalora rank (adalora: the final average rank; it starts at 1.5x)")
     lora_alpha: int = _opt(16, "lora/adalora scaling numerator (scale = alpha / r)")
@@ -72,6 +75,8 @@ class JobSpec:
         _not_negative(self, "max_steps", "eval_steps", "patience", "weight_decay", "seed", "train_top_layers")
         if self.train_top_layers and self.method != "full":
             raise SpecError(f"train_top_layers works with method full, not {self.method} (set it to 0)")
+        if self.fs and not (50 <= self.fs <= 10000):
+            raise SpecError(f"fs must be 0 (from each recording) or between 50 and 10000 Hz, got {self.fs:g}")
         if self.image_size and not (32 <= self.image_size <= 1024):
             raise SpecError(f"image_size must be 0 (task default) or between 32 and 1024, got {self.image_size}")
         if self.max_steps == 0 and not (0 < self.epochs <= 1000):

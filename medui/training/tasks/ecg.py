@@ -1,4 +1,5 @@
-"""ECG rhythm classification: fixed-length multi-lead windows from an NPZ file, a small 1-D ResNet, class metrics."""
+"""ECG rhythm classification: fixed-length multi-lead windows from an NPZ file or recording files (ecg_records.py),
+a small 1-D ResNet, class metrics."""
 
 from __future__ import annotations
 
@@ -68,9 +69,15 @@ class EcgTask(TaskKind):
         if spec.method == "adapter":
             raise SpecError("ecg does not support adapter: Houlsby adapters go in transformer layers and the ECG net "
                             "is a 1-D CNN; use lora or full")
-        if path.suffix.lower() != ".npz":
-            raise DatasetError(f"{path.name}: ecg datasets are .npz files with 'signals' and 'labels' arrays "
-                               "(CSV is not supported yet)")
+        suffix = path.suffix.lower()
+        if suffix in (".zip", ".csv"):
+            from medui.training.ecg_records import read_recordings
+
+            return read_recordings(path, spec)
+        if suffix != ".npz":
+            raise DatasetError(f"{path.name}: ecg datasets are .npz files with 'signals' and 'labels' arrays, a .zip "
+                               "of class folders of recordings (sinus/r1.csv) or a .csv manifest with path,label "
+                               "(and optional fs) columns")
         try:
             with np.load(path, allow_pickle=False) as npz:  # never unpickle: object arrays are refused
                 arrays = {key: npz[key] for key in npz.files}
