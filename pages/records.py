@@ -43,10 +43,11 @@ if hits is not None:
                     f"**{len(patients):,}** patients")
         st.caption(markdown_safe("Patients: " + ", ".join(patients[:50]) + (" …" if len(patients) > 50 else "")))
         st.dataframe(pd.DataFrame([{
-            "Analysis": h.analysis_id, "Saved (UTC)": h.created_at, "Patient": h.patient or "", "By": h.created_by,
+            "Analysis": h.analysis_id, "Open": f"?analysis={h.analysis_id}", "Saved (UTC)": h.created_at, "Patient": h.patient or "", "By": h.created_by,
             "Source": h.source or "", "Text": h.text, "Label": h.label, "Assertion": h.assertion or "",
             "Code": h.code or "", "Code name": h.code_display or "", "Section": h.section or "", "Review": h.status}
-            for h in hits]), hide_index=True)
+            for h in hits]), hide_index=True,
+            column_config={"Open": st.column_config.LinkColumn("Open", display_text="open in a new tab")})
         choice = st.selectbox("Open a stored analysis", sorted({h.analysis_id for h in hits}, reverse=True),
                               index=None, key="records_open")
         opened = choice or opened
