@@ -172,3 +172,18 @@ def test_the_pages_phantom_sample_zip(cli, fake, tmp_path):
     code, results = run_json(cli, str(path), "--cam", str(tmp_path / "cams"))
     assert code == 0 and [r["source"].rsplit("/", 1)[-1] for r in results] == [f"phantom_{k:04d}.dcm" for k in range(6)]
     assert len(list((tmp_path / "cams").glob("*-cam.png"))) == 6  # labels.csv is the study's boxes, not an image
+
+
+def test_the_decode_worker_does_not_rerun_the_main_script(tmp_path):
+    """Under Streamlit __main__ is the page script, unguarded: a worker that re-imported it would run the page."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "page.py"
+    script.write_text("from medui.imaging import decode, read\n"
+                      f"print(decode(read({tf('MR_small_jp2klossless.dcm')!r})).decoder)\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=root,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stdout) == (0, "pylibjpeg\n"), done.stderr[-500:]
