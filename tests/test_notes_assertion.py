@@ -102,3 +102,26 @@ def test_sections_inform_assertion():
 def test_bad_span_is_refused():
     with pytest.raises(ValueError, match="outside the text"):
         assert_entity("fever", 3, 10)
+
+
+@pytest.mark.parametrize(("text", "mention", "value"), [
+    ("Go to the emergency room if you notice blood in your stool.", "blood in your stool", "hypothetical"),
+    ("If the wound shows redness, come back.", "redness", "hypothetical"),
+    ("Call the clinic for any rash or itching.", "itching", "hypothetical"),
+    ("Enoxaparin 40 mg SC daily for DVT prophylaxis", "DVT", "hypothetical"),
+    ("Fall risk - bed alarm on", "Fall", "hypothetical"),
+    ("Mother to call for any fever", "fever", "hypothetical"),  # an instruction, not the mother's fever
+    ("Consider sarcoidosis.", "sarcoidosis", "possible"),
+    ("MRI to exclude epidural abscess.", "epidural abscess", "possible"),
+    ("Accompanied by her son for dizziness.", "dizziness", "present"),  # the son brings her
+])
+def test_instructions_workup_and_companions(text, mention, value):
+    assert check(text, mention).value == value
+
+
+def test_uncertainty_after_a_comma_belongs_to_what_follows():
+    text = "Sepsis from pneumonia, likely viral, improving"
+    assert check(text, "Sepsis").value == "present"
+    assert check(text, "pneumonia").value == "present"
+    assert check("Pneumonia is suspected", "Pneumonia").value == "possible"
+    assert check("fever and chills were denied", "fever").value == "absent"  # negation still reaches a list

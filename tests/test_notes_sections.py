@@ -53,3 +53,8 @@ def test_section_at_offsets():
     assert section_at(sections, text.index("breast")) == "Family history"
     assert section_at(sections, len(text)) is None
     assert section_at([], 3) is None
+
+
+def test_qualified_and_compound_headers():
+    text = "Labs today: Na 131\nExam/Vitals: BP 150/90\nAssessment and Recommendations:\n1. Hyponatremia"
+    assert [s.name for s in find_sections(text)] == ["Labs/Results", "Physical exam", "Assessment/Plan"]

@@ -26,7 +26,8 @@ from medui.notes.lexicon import CUES
 VALUES = ("present", "absent", "possible", "hypothetical", "family")
 MAX_GAP_WORDS = 5  # words between a cue (or the last list separator) and the entity, as in NegEx's window
 _WINDOW = 300  # characters searched either side of the entity for cues
-_PRECEDENCE = {"absent": 0, "family": 1, "hypothetical": 2, "possible": 3}
+# "Parents to seek care for X" is an instruction (hypothetical), "no family history of X" a negation.
+_PRECEDENCE = {"absent": 0, "hypothetical": 1, "family": 2, "possible": 3}
 _HISTORICAL_SECTIONS = {"PMH", "PSH"}
 # Pre- and post-cue lists of the lexicon → the value they assert (None: historical only).
 _PRE = {"negation_pre": "absent", "possible_pre": "possible", "hypothetical_pre": "hypothetical",
@@ -36,6 +37,21 @@ _POST = {"negation_post": "absent", "possible_post": "possible", "hypothetical_p
 _FAMILY_POST = re.compile(r"\s*(?:in|of)\s+(?:(?:his|her|their|the|patient's|pt's)\s+)?(?:{})\b")
 _LIST_SEPARATOR = re.compile(r",|/|\bor\b|\band\b|\bnor\b|\n[ \t]*(?:[-*\u2022]|\d+[.)])[ \t]*", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:['/-][^\W_]+)*")
+# Cues the lexicon lacks (to be moved there): instructions and counselling are hypothetical ("go to the ED if",
+# "call L&D for", "DVT prophylaxis", "fall risk"), workup wording is possible ("consider", "to exclude").
+_EXTRA_CUES = {
+    "hypothetical_pre": ("if", "risks including", "risks of", "discussed risks", "warning signs",
+                         "anticipatory guidance", "counseled on", "counselled on"),
+    "hypothetical_post": ("prophylaxis", "ppx", "precautions", "risk"),
+    "possible_pre": ("consider", "suspicion for", "suspicion of", "to exclude", "exclude", "probability of",
+                     "unclear if", "unclear whether"),
+    "possible_post": ("considered", "less likely"),
+    "terminators": ("caused by", "provoked by", "triggered by", "in the setting of", "given"),
+}
+# "call/return/go to the ED/seek care/use … for|if": an instruction naming what to act on.
+_INSTRUCTION = (r"(?<!\w)(?:call|return|come\s+back|go\s+to|seek|use)(?:\W+\w+){0,4}?\W+(?:for|if)(?!\w)")
+# A relative who brings or accompanies the patient is not the one with the problem: "brought by mom for".
+_AGENT = re.compile(r"\bby\s+(?:(?:his|her|their|the)\s+)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -68,19 +84,21 @@ def _cue_regex(side: str) -> tuple[re.Pattern, list[str]]:
     first, one named group each; and each group's category."""
     phrases: dict[str, str] = {}
     for kind in [*(_PRE if side == "pre" else _POST), "pseudo_negation"]:
-        for phrase in CUES[kind]:
+        for phrase in (*CUES[kind], *_EXTRA_CUES.get(kind, ())):
             if phrase == "-":
                 continue  # a bullet or hyphen far more often than a negation; "(-)" stays
             phrases.setdefault(phrase.lower(), kind)  # a phrase that is both a cue and a pseudo-negation: cue
-    ordered = sorted(phrases.items(), key=lambda kv: -len(kv[0]))
-    regex = re.compile("|".join(f"(?P<c{i}>{_pattern(p)})" for i, (p, _) in enumerate(ordered)), re.IGNORECASE)
+    ordered = [(_pattern(p), kind) for p, kind in sorted(phrases.items(), key=lambda kv: -len(kv[0]))]
+    if side == "pre":
+        ordered.insert(0, (_INSTRUCTION, "hypothetical_pre"))
+    regex = re.compile("|".join(f"(?P<c{i}>{p})" for i, (p, _) in enumerate(ordered)), re.IGNORECASE)
     return regex, [kind for _, kind in ordered]
 
 
 @cache
 def _terminator_regex() -> re.Pattern:
     parts = []
-    for phrase in CUES["terminators"]:
+    for phrase in (*CUES["terminators"], *_EXTRA_CUES["terminators"]):
         if phrase == ".":
             parts.append(r"\.(?=\s|$)")  # a sentence end, not "p.o." or "0.5"
         elif phrase == "\n":
@@ -105,8 +123,11 @@ def _cues(window: str, side: str) -> list[_Cue]:
     return found
 
 
-def _in_scope(gap: str, family: bool = False) -> bool:
-    """Whether a cue reaches across `gap` (the text between cue and entity)."""
+def _in_scope(gap: str, family: bool = False, tight: bool = False) -> bool:
+    """Whether a cue reaches across `gap` (the text between cue and entity). A `tight` cue reaches only
+    across plain words ("pneumonia is suspected", not "septic shock from pneumonia, likely MRSA")."""
+    if tight and not re.fullmatch(r"[\w' \t]*", gap):
+        return False
     labelled = re.match(r"[ \t]*[:\-\u2013\u2014]\s*", gap)  # "Denies: fever", "Mother - breast cancer"
     if labelled:
         gap = gap[labelled.end():]
@@ -128,10 +149,12 @@ def assert_entity(text: str, start: int, end: int, section: str | None = None) -
     before, after = text[left_from:start], text[end:end + _WINDOW]
     hits: list[tuple[str | None, str]] = []  # (value or None for historical-only, cue text)
     for cue in _cues(before, "pre"):
+        if cue.kind == "family" and _AGENT.search(before, 0, cue.start):
+            continue
         if cue.kind in _PRE and _in_scope(before[cue.end:], family=cue.kind == "family"):
             hits.append((_PRE[cue.kind], before[cue.start:cue.end]))
     for cue in _cues(after, "post"):
-        if cue.kind in _POST and _in_scope(after[:cue.start]):
+        if cue.kind in _POST and _in_scope(after[:cue.start], tight=cue.kind != "negation_post"):
             hits.append((_POST[cue.kind], after[cue.start:cue.end]))
     family = _family_post_regex().match(after)
     if family:

@@ -21,6 +21,8 @@ _HEADER = re.compile(
     r"(?P<end>:|[ \t]+[-\u2013\u2014][ \t]|[-\u2013\u2014]?[ \t]*$)"
 )
 
+_QUALIFIER = re.compile(r"\s+(?:today|on admission|at admission|on discharge|at discharge|on arrival|at baseline)$")
+
 
 @dataclass(frozen=True)
 class Section:
@@ -37,7 +39,10 @@ def _header(line: str) -> str | None:
     if not match:
         return None
     words = match.group("name")
-    name = SECTION_HEADERS.get(" ".join(words.lower().split()))
+    key = " ".join(words.lower().split())
+    # "Labs today", "Exam/nasal endoscopy", "Assessment and Recommendations": a known header, qualified
+    candidates = (key, _QUALIFIER.sub("", key), re.split(r"/| and | & ", key)[0].strip())
+    name = next((SECTION_HEADERS[c] for c in candidates if c in SECTION_HEADERS), None)
     if name is None:
         return None
     has_colon = match.group("end") == ":"
