@@ -194,7 +194,7 @@ def hpi(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
 
 
 def pmh(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
-    items = v.problems_distinct(rng.randint(2, 8), historical=True, kind=rng.choice(("disease", None)))
+    items = v.problems_distinct(rng.randint(2, 8), historical=True, kind=rng.choice(("disease", "disease", None)))
     style = rng.randrange(4)
     if style == 0:
         doc.say(_join(len(items), rng, ", ") + "\n", *items)
