@@ -21,6 +21,8 @@ else:
     pages = {
         "Workbench": [
             home,
+            st.Page("pages/notes.py", title="Notes", icon=":material/clinical_notes:"),
+            st.Page("pages/records.py", title="Records", icon=":material/manage_search:"),
             st.Page("pages/imaging.py", title="Imaging", icon=":material/radiology:"),
             st.Page("pages/ecg.py", title="ECG", icon=":material/ecg_heart:"),
             st.Page("pages/glucose.py", title="Glucose", icon=":material/glucose:"),

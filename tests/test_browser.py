@@ -139,7 +139,8 @@ def test_first_admin_signs_in_changes_password_adds_clinician_and_sees_audit(ser
     page.get_by_text("Welcome, admin.").wait_for()
     assert log.read_text().count(password) == 1, "the admin password must be printed once only"
 
-    for title in ("Users", "Models", "Training", "Audit", "Imaging", "ECG", "Glucose", "Risk", "My account", "Home"):
+    for title in ("Users", "Models", "Training", "Audit", "Notes", "Records", "Imaging", "ECG", "Glucose", "Risk",
+                  "My account", "Home"):
         page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
         page.wait_for_load_state("networkidle")
         expect_no_exception(page)

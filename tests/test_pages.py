@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Correct-Horse-9"
 ALL_PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
 ADMIN_PAGES = ["admin_audit.py", "admin_models.py", "admin_training.py", "admin_users.py"]
-USER_PAGES = ["account.py", "ecg.py", "glucose.py", "home.py", "imaging.py", "risk.py"]
+USER_PAGES = ["account.py", "ecg.py", "glucose.py", "home.py", "imaging.py", "notes.py", "records.py", "risk.py"]
 
 
 @pytest.fixture(autouse=True)
