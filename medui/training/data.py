@@ -64,10 +64,21 @@ def split(keys: list[str], seed: int, val_fraction: float, test_fraction: float)
     return {"train": sorted(train.tolist()), "validation": sorted(val.tolist()), "test": sorted(test.tolist())}
 
 
+def dataset_sha256(path: Path) -> str:
+    """A file's sha256; for a folder dataset (mlm), the sha256 of its files' relative names and digests."""
+    if path.is_file():
+        return sha256_file(path)
+    import hashlib
+
+    listing = "".join(f"{p.relative_to(path).as_posix()}:{sha256_file(p)}\n"
+                      for p in sorted(path.rglob("*")) if p.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def report(examples: Examples, path: Path, splits: dict[str, list[int]]) -> dict[str, Any]:
     """The validation summary written to dataset.json and shown before training."""
     return {
-        "path": str(path), "sha256": sha256_file(path), "rows": examples.rows, "accepted": len(examples.items),
+        "path": str(path), "sha256": dataset_sha256(path), "rows": examples.rows, "accepted": len(examples.items),
         "rejected": examples.rejected, "labels": examples.labels, "counts": examples.counts,
         "splits": {name: dict(Counter(examples.keys[i] for i in idx)) for name, idx in splits.items()},
         "sizes": {name: len(idx) for name, idx in splits.items()}, **examples.info,

@@ -31,7 +31,8 @@ class JobSpec:
                                "layer: ner) or head-only (train only the classification head)")
     data: str = _opt("", "dataset file (ecg: .npz, a .zip of class folders of CSV recordings or a path,label[,fs] "
                          ".csv manifest; ner: .jsonl spans, CoNLL BIO or a BRAT .zip; image: .zip or "
-                         ".csv; mlm: .txt, one note a line, or a .zip of .txt); empty = the task's bundled synthetic sample")
+                         ".csv; mlm: .txt, one note a line, or a .zip or folder of .txt files); empty = the task's bundled "
+                         "synthetic sample")
     base: str = _opt("default", "starting weights: 'default' (ner: offline MiniLM; ecg: fresh 1-D ResNet) or a "
                                 "registered model as NAME or NAME/VERSION")
     name: str = _opt("", "registry name of the trained model; empty = the task's default (ecg-rhythm, notes-ner)")
@@ -96,7 +97,9 @@ class JobSpec:
         except RegistryError as exc:
             raise SpecError(f"name: {exc}") from None
         path = Path(self.data).expanduser() if self.data else kind.sample_path
-        if not path.is_file():
+        if path.is_dir() and not kind.accepts_folder:
+            raise SpecError(f"data: {path} is a folder; {self.task} datasets are a single file")
+        if not (path.is_file() or path.is_dir()):
             raise SpecError(f"data: no such file: {path}")
         self.data = str(path.resolve())
 

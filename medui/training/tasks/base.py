@@ -69,6 +69,7 @@ class TaskKind(ABC):
     default_lr: ClassVar[dict[str, float]]
     head: ClassVar[str]  # the classifier module: trained by head-only, kept whole (modules_to_save) by peft
     accepted_bases: ClassVar[tuple[str, ...]]  # registry tasks a base may come from
+    accepts_folder: ClassVar[bool] = False  # whether `data` may be a folder (mlm: of .txt files)
 
     @abstractmethod
     def read(self, path: Path, spec: JobSpec) -> Examples:

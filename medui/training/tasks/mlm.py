@@ -112,19 +112,36 @@ def _lines(data: bytes, where: str) -> list[tuple[int, str]]:
     return out
 
 
+def _is_text_file(name: str) -> bool:
+    """A .txt that is not in Finder's resource forks or a hidden file or folder (.git, .ipynb_checkpoints)."""
+    parts = name.split("/")
+    return name.lower().endswith(TEXT_SUFFIXES) and parts[0] != "__MACOSX" and not any(
+        part.startswith(".") for part in parts)
+
+
 def read_notes(path: Path) -> list[dict[str, Any]]:
-    """Notes from a .txt file (one a line) or a .zip of .txt files (checked like an upload before reading)."""
+    """Notes from a .txt file (one a line), or every .txt file of a .zip (checked like an upload before reading)
+    or of a folder and its subfolders."""
     from medui.uploads.archives import inspect_zip
     from medui.uploads.errors import UploadRejected
 
+    if path.is_dir():
+        names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        names = [name for name in names if _is_text_file(name)]
+        if not names:
+            raise DatasetError(f"{path.name}: the folder holds no .txt files")
+        notes = [{"text": text, "file": name, "line": n} for name in names
+                 for n, text in _lines((path / name).read_bytes(), f"{path.name}/{name}")]
+        if not notes:
+            raise DatasetError(f"{path.name}: no text (every .txt file is empty or blank)")
+        return notes
     data = path.read_bytes()
     if path.suffix.lower() == ".zip":
         try:
             entries = inspect_zip(data)
         except UploadRejected as exc:
             raise DatasetError(f"{path.name}: {exc}") from None
-        names = sorted(e.name for e in entries if e.name.lower().endswith(TEXT_SUFFIXES)
-                       and not e.name.startswith("__MACOSX/") and not e.name.rsplit("/", 1)[-1].startswith("."))
+        names = sorted(e.name for e in entries if _is_text_file(e.name))
         if not names:
             raise DatasetError(f"{path.name}: the archive holds no .txt files")
         notes = []
@@ -151,6 +168,7 @@ class MlmTask(TaskKind):
         "full": 5e-5, "lora": 1e-3, "head-only": 1e-3, "adalora": 1e-3, "ia3": 1e-2}
     head = "mlm.cls"
     accepted_bases = ("mlm",)
+    accepts_folder = True
 
     def read(self, path: Path, spec: Any) -> Examples:
         if spec.method == "adapter":
