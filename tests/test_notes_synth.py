@@ -74,7 +74,7 @@ def test_every_label_assertion_style_and_section_occurs(notes: list[dict]) -> No
     assert all(e["historical"] is False for e in problems if e["assertion"] != "present")
     assert {e["section"] for e in ents} <= {*lexicon.SECTIONS, None}
     assert {e["section"] for e in ents} >= set(lexicon.SECTIONS)
-    assert {n["meta"]["style"] for n in notes} == {"hp", "progress", "discharge", "medlist", "narrative", "triage"}
+    assert {n["meta"]["style"] for n in notes} == {"hp", "progress", "discharge", "medlist", "narrative", "triage", "radiology"}
     assert all(e["assertion"] == "family" for e in problems if e["section"] == "Family history")
 
 

@@ -4,7 +4,7 @@
 "historical"?}], "meta": {...}}``; ``write_jsonl(path, n, seed)`` writes them one per line in the fine-tuning JSONL
 span format (medui/training/tasks/ner.py reads ``text`` and ``entities`` and ignores the rest). Note ``i`` depends
 only on ``(seed, i)``, so a larger ``n`` extends a smaller one. Styles: full H&P, SOAP progress note, discharge
-summary, medication list, headerless narrative and short triage note; CRLF line endings, tabs, typos, upper-cased
+summary, medication list, headerless narrative, short triage note and radiology report; CRLF line endings, tabs, typos, upper-cased
 notes and a little Unicode are mixed in. Entity spans are placed by construction (synth_doc.Doc), never searched for.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 
 from medui.notes.lexicon import SECTION_HEADERS, SECTIONS
 from medui.notes.synth_doc import Doc
-from medui.notes.synth_sections import SENTENCES, WRITERS, Ctx, med_line
+from medui.notes.synth_sections import SENTENCES, WRITERS, Ctx, med_line, radiology_report
 from medui.notes.synth_vocab import Vocab, long_tail_drugs
 
-GENERATOR = "medui.notes.synth/1"
-STYLES = ("hp", "progress", "discharge", "medlist", "narrative", "triage")
-_STYLE_WEIGHTS = (30, 20, 18, 12, 12, 8)
+GENERATOR = "medui.notes.synth/2"  # bump when a change alters the notes a seed gives
+STYLES = ("hp", "progress", "discharge", "medlist", "narrative", "triage", "radiology")
+_STYLE_WEIGHTS = (30, 20, 18, 12, 12, 8, 6)
 _UNICODE_BITS = ("Daughter (Zoë) at bedside. ", "Seen with Spanish interpreter — Sr. Muñoz. ", "Pain 7/10 → 3/10. ",
                  "Temp trend ↓ overnight. ", "Pleasant, smiling 🙂. ", "Résumé of prior visits reviewed… ",
                  "Weight ≈ 82 kg. ", "Spouse: José. ")
@@ -110,12 +110,12 @@ def _discharge(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx, long: bool) -> 
 def _medlist(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx, long: bool) -> None:
     _header(doc, rng, "Medications")
     WRITERS["Medications"](doc, v, rng, ctx)
-    if long or rng.random() < 0.5:
-        _header(doc, rng, "Allergies")
-        WRITERS["Allergies"](doc, v, rng, ctx)
     if long:
         for _ in range(rng.randint(10, 20)):
             med_line(doc, v, rng, ctx, rng.choice(("- ", "")))
+    if long or rng.random() < 0.5:
+        _header(doc, rng, "Allergies")
+        WRITERS["Allergies"](doc, v, rng, ctx)
 
 
 def _narrative(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx, long: bool) -> None:
@@ -138,8 +138,13 @@ def _triage(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx, long: bool) -> Non
         SENTENCES[kind](doc, v, rng, ctx)
 
 
+def _radiology(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx, long: bool) -> None:
+    _header(doc, rng, "Imaging", rng.choice(("radiology", "imaging", "radiology results")))
+    radiology_report(doc, v, rng, ctx)
+
+
 _BUILDERS = {"hp": _hp, "progress": _progress, "discharge": _discharge, "medlist": _medlist,
-             "narrative": _narrative, "triage": _triage}
+             "narrative": _narrative, "triage": _triage, "radiology": _radiology}
 
 
 def _note(seed: int, index: int, tail: tuple[str, ...]) -> dict[str, Any]:

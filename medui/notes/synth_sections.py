@@ -49,7 +49,8 @@ def _absent_sentence(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
     ))
     if n == 1 and rng.random() < 0.25:  # post-negation: the cue follows the problem
         doc.say("{}" + rng.choice((" - denies. ", ": none. ", " was ruled out. ", " is not present. ", ": negative. ",
-                                   " has resolved and is absent now. ", "? No. ")), *ents)
+                                   " has resolved and is absent now. ", "? No. ", " is unlikely. ", " felt unlikely. ",
+                                   " has been excluded. ")), *ents)
         return
     doc.say(pre + _join(n, rng) + rng.choice((". ", ". ", " today. ", " at this time. ", ".\n")), *ents)
 
@@ -250,8 +251,13 @@ def allergies(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
     if rng.random() < 0.5:
         doc.text(rng.choice(("NKDA\n", "No known drug allergies\n", "NKA\n", "None known.\n")))
         return
-    ents = [v.medication()[0] for _ in range(rng.randint(1, 3))]
-    doc.say(_join(len(ents), rng, ", ") + "\n", *ents)
+    for i in range(rng.randint(1, 3)):
+        doc.text(", " if i else "")
+        doc.ent(v.medication()[0])
+        if rng.random() < 0.6:  # the reaction happened in the past: a present, historical problem
+            reaction = rng.choice(("rash", "hives", "angioedema", "anaphylaxis", "nausea", "itching", "swelling"))
+            doc.say(rng.choice((" ({})", " - {}", ": {}")), Ent(reaction, "PROBLEM", historical=True))
+    doc.text("\n")
 
 
 def family_history(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
@@ -378,6 +384,23 @@ def assessment_plan(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
         doc.text("\n")
     _hypothetical_sentence(doc, v, rng, ctx)
     doc.text("\n")
+
+
+def radiology_report(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
+    """A report body: study, indication, findings (absent and present findings), then an impression list."""
+    doc.say(rng.choice(("STUDY: ", "Study: ", "")) + "{}\n", v.test("imaging"))  # not "Exam:", a header
+    doc.say("INDICATION: {}, evaluate for {}.\n", v.problem(), v.problem(assertion="possible"))
+    doc.text("FINDINGS:\n")
+    for _ in range(rng.randint(2, 5)):
+        if rng.random() < 0.6:
+            doc.say(rng.choice(("No {}. ", "No evidence of {}. ", "There is no {}. ", "Negative for {}. ")) + "\n",
+                    v.problem(assertion="absent", kind=rng.choice(("finding", "disease"))))
+        else:
+            doc.say(rng.choice(("There is {}. ", "Small {}. ", "Findings of {}. ")) + "\n",
+                    v.problem(kind=rng.choice(("finding", "disease"))))
+    doc.header("Assessment/Plan", rng.choice(("IMPRESSION:", "Impression:", "IMPRESSION")), inline=False)
+    for i, ent in enumerate(v.problems_distinct(rng.randint(1, 3), kind=rng.choice(("finding", "disease"))), 1):
+        doc.say(f"{i}. " + rng.choice(("{}.", "Findings consistent with {}.", "{}, new since prior.")) + "\n", ent)
 
 
 WRITERS: dict[str, Callable[[Doc, Vocab, random.Random, Ctx], None]] = {
