@@ -114,6 +114,19 @@ def test_swin_nhwc_features_are_reshaped():
     assert ours.map.shape == (64, 64) and corr(ours.map, theirs) > 0.99
 
 
+@pytest.mark.parametrize("method", ["gradcam", "ig"])
+def test_a_served_classifier_with_frozen_weights_gives_the_same_maps(model, image, method):
+    """load_classifier switches requires_grad off on the shared model; maps must not depend on it."""
+    from medui.imaging.classify import Classifier
+
+    frozen = copy.deepcopy(model)
+    for param in frozen.parameters():
+        param.requires_grad_(False)
+    served = attribute(Classifier(frozen, ["effusion", "nodule"], None), image, 1, method)
+    assert served.target_label == "nodule"
+    np.testing.assert_allclose(served.map, attribute(model, image, 1, method).map, atol=1e-5)
+
+
 def test_score_is_the_models_logit(model, image):
     """The CAM path re-does ImageClassifier's input normalisation; it must give the model's own logits."""
     with torch.no_grad():
