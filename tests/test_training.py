@@ -401,7 +401,7 @@ def test_run_module_reports_a_bad_spec_in_one_line(tmp_path, capsys):
     path = tmp_path / "spec.json"
     path.write_text('{"task": "ecg", "method": "dora"}')
     assert main([str(path)]) == 1
-    expected = "error: unknown method 'dora': use one of full, lora, adalora, ia3, head-only"
+    expected = "error: unknown method 'dora': use one of full, lora, adalora, ia3, adapter, head-only"
     assert capsys.readouterr().err.strip() == expected
 
 
