@@ -99,6 +99,15 @@ def test_repeated_mentions_are_answered_alike():
     assert icd10_candidates("community acquired pneumonia")[0].code.startswith("J18")
 
 
+def test_plurals_and_external_causes():
+    assert icd10_candidates("recurrent headaches")[0].code.startswith("R51")
+    assert icd10_candidates("heavy bleeding")[0].code == "R58"
+    # a problem is never coded as its external cause (chapter 20, V00-Y99: "Unspecified fall", "Overdose of
+    # radiation given during therapy")
+    for mention in ("repeated falls", "overdose", "car accidents"):
+        assert all(c.code[0] not in "VWXY" for c in icd10_candidates(mention, k=10)), mention
+
+
 def test_bad_k_is_refused():
     with pytest.raises(ValueError, match="k must be positive"):
         icd10_candidates("asthma", k=0)

@@ -31,7 +31,10 @@ SYSTEM = "ICD-10-CM"
 ABSTAIN_BELOW = 0.2
 _N_FEATURES = 2**20
 _MAX_ANSWERS = 8192
-_INDEX_FORMAT = 1  # bump when the index text or features change, so old caches are not reused
+# Chapter 20, external causes (V00-Y99: "Unspecified fall", "Car occupant injured"), says how an injury happened,
+# never what the problem is: a mention of "fall" or "overdose" must not be coded as its cause.
+_EXTERNAL_CAUSES = "VWXY"
+_INDEX_FORMAT = 3  # bump when the index text or features change, so old caches are not reused
 
 # ICD wording that says nothing about the condition itself; removed from index rows and queries alike so that
 # "Chest pain, unspecified" and "Other chest pain" both read "chest pain".
@@ -44,7 +47,10 @@ _FILLER = re.compile(
 # breast" (≈ "Malignant neoplasm of breast"). Queries are scored both as typed and rewritten, best of the two, so
 # inclusion terms such as "Lung cancer NOS" still match as typed.
 _HEAD_WORDS = {"cancer": "malignant neoplasm", "carcinoma": "malignant neoplasm", "tumor": "neoplasm",
-               "tumour": "neoplasm", "heart attack": "myocardial infarction", "mi": "myocardial infarction"}
+               "tumour": "neoplasm", "heart attack": "myocardial infarction", "mi": "myocardial infarction",
+               "bleeding": "hemorrhage", "bleed": "hemorrhage"}
+# Plural nouns ("headaches", "ulcers") also scored singular; not "-ss", "-us", "-is" words ("abscess", "colitis").
+_PLURAL = re.compile(r"(?<=[a-z]{3})(?<![siu])s\b")
 _HEAD = re.compile(r"\b(" + "|".join(map(re.escape, _HEAD_WORDS)) + r")\b", re.IGNORECASE)
 
 
@@ -86,8 +92,10 @@ def _clean(text: str) -> str:
 
 
 def _variants(query: str) -> list[str]:
-    """The cleaned query as typed, plus the rewrite with a lay head word in ICD wording moved to the front."""
+    """The cleaned query as typed, its singular, and the rewrite with a lay head word in ICD wording moved to
+    the front."""
     variants = [_clean(query)]
+    variants.append(_PLURAL.sub("", variants[0]))
     match = _HEAD.search(query)
     if match:
         rest = query[:match.start()] + " " + query[match.end():]
@@ -129,7 +137,7 @@ def _rows() -> tuple[list[str], list[str]]:
             codes.append(code)
 
     for code in icd.get_all_codes(with_dots=True):
-        if icd.is_chapter_or_block(code) or _encounter_variant(code):
+        if icd.is_chapter_or_block(code) or _encounter_variant(code) or code[0] in _EXTERNAL_CAUSES:
             continue
         if not icd.is_leaf(code) and icd.get_description(code).lower().startswith("other "):
             continue  # "Other asthma" (J45.99) is not what a bare "asthma" means
@@ -138,7 +146,8 @@ def _rows() -> tuple[list[str], list[str]]:
         for term in icd.get_inclusion_term(code) + icd.get_includes(code):
             add(term, target)
     for surface, code in _lexicon_rows():  # lets "HTN" or "afib" match inside longer mentions too
-        add(surface, code)
+        if code[0] not in _EXTERNAL_CAUSES:
+            add(surface, code)
     return texts, codes
 
 
