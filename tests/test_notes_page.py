@@ -215,7 +215,7 @@ def test_done_means_with_the_shipped_model(clinician_page):
 
     if not (config.SHIPPED_MODELS_DIR / "notes-ner").is_dir():
         pytest.skip("notes-ner is not shipped in models/ yet")
-    at = analyse(clinician_page("notes.py"), NOTE)
+    at = analyse(clinician_page("notes.py", timeout=600), NOTE)  # a cold start loads the model and the ICD index
     assert not at.exception and not at.error
     entities, medications = frames(at)
     found = {(t, a): c for t, a, c in zip(entities["Text"], entities["Assertion"], entities["Code"])}
