@@ -58,6 +58,19 @@ def square() -> torch.Tensor:
     return x
 
 
+def dot() -> torch.Tensor:
+    """A small bright dot: blurring it (the curves' "removed" state) lowers its peak from 1 to about 0.55."""
+    x = torch.full((1, 1, 64, 64), 0.1)
+    x[..., 30:33, 40:43] = 1.0
+    return x
+
+
+def peak_model(x: torch.Tensor) -> torch.Tensor:
+    """Known answer for the curves: a finding called from the brightest pixel (10 x max - 7.5: p 0.92 with the dot)."""
+    top = x.amax((1, 2, 3))[:, None]
+    return torch.cat([10 * top - 7.5, -top], 1)
+
+
 class Calibrated:
     """The medui Classifier contract the page passes in: model, labels, calibrated probabilities."""
 
@@ -106,23 +119,31 @@ def test_similarity_measures():
 
 
 def test_deletion_and_insertion_beat_random_order_for_a_faithful_map():
-    x = square()
-    amap = attribute(Bright(), x, 0, "gradcam")
-    curves = deletion_insertion(Bright(), x, 0, amap)
+    x = dot()
+    amap = attribute(Bright(), x, 0, "gradcam")  # points at the dot
+    curves = deletion_insertion(peak_model, x, 0, amap)
     assert len(curves.fractions) == len(curves.deletion) == len(curves.insertion) == trust.CURVE_STEPS + 1
     assert curves.fractions[0] == 0 and curves.fractions[-1] == 1
-    assert curves.deletion[0] == pytest.approx(float(torch.sigmoid(Bright()(x)[0, 0])))  # nothing removed yet
+    assert curves.deletion[0] == pytest.approx(float(torch.sigmoid(peak_model(x)[0, 0])))  # nothing removed yet
     assert curves.deletion[0] == pytest.approx(curves.insertion[-1])  # everything put back
+    assert curves.deletion[1] < 0.5 < curves.insertion[1]  # the dot goes (comes back) in the first step
     assert curves.deletion_auc < curves.random_deletion_auc and curves.insertion_auc > curves.random_insertion_auc
     assert curves.passed is True and curves.verdict.startswith("Passes")
 
 
 def test_a_map_pointing_at_the_background_fails_deletion_insertion():
-    x = square()
+    x = dot()
     amap = attribute(Bright(), x, 0, "gradcam")
     backwards = replace(amap, map=(1 - amap.map).astype(np.float32))
-    curves = deletion_insertion(Bright(), x, 0, backwards)
+    curves = deletion_insertion(peak_model, x, 0, backwards)
     assert curves.passed is False and curves.deletion_auc > curves.random_deletion_auc
+
+
+def test_a_saturated_model_makes_the_curves_not_informative():
+    x = square()
+    amap = attribute(Bright(), x, 0, "gradcam")
+    curves = deletion_insertion(lambda z: Bright()(z) + 100, x, 0, amap)  # p = 1 whatever is removed
+    assert curves.passed is None and curves.verdict.startswith("Not informative")
 
 
 def test_curves_refuse_a_map_of_another_size(model, image):

@@ -34,6 +34,7 @@ RANDOMISED_STAGES = 4  # head + three top blocks: enough to see the map change, 
 POINTING_TOLERANCE_PX = 15  # the pointing game's usual tolerance (Zhang et al. 2016), in original-image pixels
 CURVE_STEPS = 20
 CURVE_BATCH = 8  # images per forward pass while tracing the curves (as attribution.IG_BATCH)
+FLAT_CURVES = 0.02  # a saturated model's probability barely moves: the curves then cannot tell maps apart
 BLUR_FRACTION = 1 / 45  # the "removed" image: Gaussian blur with sigma = size / 45 (5 px at 224, as in RISE)
 
 
@@ -63,7 +64,7 @@ class Curves:
     insertion_auc: float  # higher is better
     random_deletion_auc: float  # the same with pixels in random order: the bar to beat
     random_insertion_auc: float
-    passed: bool | None  # None: the map is empty, so its order is the random one
+    passed: bool | None  # None: the map is empty (its order is the random one) or the curves are flat
     verdict: str
 
 
@@ -236,10 +237,14 @@ def deletion_insertion(model: Any, x: torch.Tensor, target: int, amap: Attributi
     probs = probs.numpy()
     dele, ins, rdel, rins = probs.reshape(4, steps + 1)
     aucs = [_auc(c) for c in (dele, ins, rdel, rins)]
-    passed = None if amap.raw_max == 0 else bool(aucs[0] < aucs[2] and aucs[1] > aucs[3])
-    verdict = (f"{'Not applicable (empty map)' if passed is None else 'Passes' if passed else 'Fails'}: removing the most-attributed pixels first gives deletion AUC "
-               f"{aucs[0]:.2f} (random order {aucs[2]:.2f}, lower is better); inserting them first gives insertion "
-               f"AUC {aucs[1]:.2f} (random order {aucs[3]:.2f}, higher is better).")
+    flat = float(np.ptp(probs)) < FLAT_CURVES
+    passed = None if amap.raw_max == 0 or flat else bool(aucs[0] < aucs[2] and aucs[1] > aucs[3])
+    outcome = ("Not applicable (empty map)" if amap.raw_max == 0 else
+               f"Not informative (the probability moves by under {FLAT_CURVES} on every curve)" if flat else
+               "Passes" if passed else "Fails")
+    verdict = (f"{outcome}: removing the most-attributed pixels first gives deletion AUC {aucs[0]:.2f} (random order "
+               f"{aucs[2]:.2f}, lower is better); inserting them first gives insertion AUC {aucs[1]:.2f} (random "
+               f"order {aucs[3]:.2f}, higher is better).")
     if dele[0] < 0.5:
         verdict += (f" The model does not call {amap.target_label} here (p = {dele[0]:.2f}), so these curves follow "
                     "weak evidence; read them with care.")
