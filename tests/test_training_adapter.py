@@ -55,6 +55,7 @@ class _Keep(TrainerCallback):
         self.model = model
 
 
+@pytest.mark.slow
 def test_an_adapter_job_trains_only_adapters_norms_and_head_and_reloads_exactly(shipped_models):
     keep = _Keep()
     result = run_job(JobSpec(task="ner", method="adapter", adapter_size=16, **FAST), callbacks=[keep])
