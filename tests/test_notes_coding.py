@@ -140,7 +140,7 @@ def test_damaged_cache_is_rebuilt(small_index, medui_home, monkeypatch):
 
 def test_vocabulary_versions():
     versions = vocabulary_versions()
-    assert versions["ICD-10-CM"] == "2026 April 1"
+    assert versions["ICD-10-CM"] == "2026-04-01"
     assert versions["simple_icd_10_cm"] and versions["drug-named-entity-recognition"]
 
 

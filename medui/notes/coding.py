@@ -18,6 +18,7 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def vocabulary_versions() -> dict[str, str]:
 
 @cache
 def _icd_release() -> str:
-    """The ICD-10-CM release date, read from the name of the tabular file the package ships."""
+    """The ICD-10-CM release date (ISO), read from the name of the tabular file the package ships."""
     import simple_icd_10_cm
 
     from_name = re.compile(r"tabular-([A-Za-z]+)-(\d+)-(\d{4})\.xml$")
@@ -83,7 +84,7 @@ def _icd_release() -> str:
         match = from_name.search(path.name)
         if match:
             month, day, year = match.groups()
-            return f"{year} {month} {int(day)}"
+            return datetime.strptime(f"{month} {day} {year}", "%B %d %Y").date().isoformat()
     return "unknown"
 
 
