@@ -127,6 +127,12 @@ def test_a_served_classifier_with_frozen_weights_gives_the_same_maps(model, imag
     np.testing.assert_allclose(served.map, attribute(model, image, 1, method).map, atol=1e-5)
 
 
+def test_works_when_the_caller_serves_under_inference_mode(model, image):
+    with torch.inference_mode():
+        served = attribute(model, image.clone(), 1, "gradcam")
+    np.testing.assert_allclose(served.map, attribute(model, image, 1, "gradcam").map, atol=1e-6)
+
+
 def test_score_is_the_models_logit(model, image):
     """The CAM path re-does ImageClassifier's input normalisation; it must give the model's own logits."""
     with torch.no_grad():

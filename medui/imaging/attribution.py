@@ -183,7 +183,13 @@ def attribute(model: Any, x: torch.Tensor, target: int, method: str = "gradcam",
     m = resolve(model)
     if method in CAM_METHODS and m.net is None:
         raise ValueError(f"{METHOD_NAMES[method]} needs a timm model (forward_features/forward_head), not a function")
-    x = x.detach().float().to(m.device)
+    with torch.inference_mode(False):  # gradients are needed even when the caller serves under inference_mode
+        x = x.detach().float().to(m.device).clone()  # clone: a normal tensor, not the caller's inference tensor
+        return _attribute(m, x, target, method, original_shape)
+
+
+def _attribute(m: ModelParts, x: torch.Tensor, target: int, method: str,
+               original_shape: tuple[int, int] | None) -> AttributionMap:
     n = getattr(m.net, "num_classes", None)
     if n is None:
         with torch.no_grad():
