@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace) -> Result:
         _write_pngs(args.cam, overlays, "-cam")
     rows = [{"source": r["source"], "modality": r.get("modality") or "", "size": f"{r['rows']}x{r['columns']}"
              if "rows" in r else "", "decoder": r.get("decoder", ""), "window": _window_text(r) if "window" in r
-             else "", "finding": _finding_text(r), "note": r.get("error", "")} for r in results]
+             else "", "finding": _finding_text(r), "note": r.get("error") or _note(r)} for r in results]
     footer = NO_MODEL if classifier is None else NOT_FOR_CLINICAL_USE
     text = table(rows, ["source", "modality", "size", "decoder", "window", "finding", "note"]) + f"\n({footer})"
     return Result(results, text, exit_code=1 if any("error" in r for r in results) or not results else 0)
@@ -147,6 +147,14 @@ def _run(args: argparse.Namespace) -> Result:
 def _window_text(entry: dict[str, Any]) -> str:
     w = entry["window"]
     return w["source"] if w["center"] is None else f"{w['center']:g}/{w['width']:g} ({w['source']})"
+
+
+def _note(entry: dict[str, Any]) -> str:
+    """The warnings in short (the missing model is said once, under the table)."""
+    from medui.imaging.analysis import NO_MODEL
+
+    text = "; ".join(w for w in entry.get("warnings", []) if w != NO_MODEL)
+    return text if len(text) <= 90 else text[:89] + "…"
 
 
 def _finding_text(entry: dict[str, Any]) -> str:
