@@ -125,3 +125,11 @@ def test_uncertainty_after_a_comma_belongs_to_what_follows():
     assert check(text, "pneumonia").value == "present"
     assert check("Pneumonia is suspected", "Pneumonia").value == "possible"
     assert check("fever and chills were denied", "fever").value == "absent"  # negation still reaches a list
+
+
+def test_historical_is_the_patients_own_past():
+    assert check("Hx of asthma", "asthma").historical is True
+    assert check("Mother had breast cancer.", "breast cancer").historical is False  # the relative's past
+    assert check("No history of stroke", "stroke").historical is False  # denied: no past either
+    assert check("PSH: appendectomy, no anesthesia complications", "anesthesia complications").historical is False
+    assert check("Allergies: penicillin - hives", "hives").historical is True  # a reaction that happened

@@ -28,7 +28,8 @@ MAX_GAP_WORDS = 5  # words between a cue (or the last list separator) and the en
 _WINDOW = 300  # characters searched either side of the entity for cues
 # "Parents to seek care for X" is an instruction (hypothetical), "no family history of X" a negation.
 _PRECEDENCE = {"absent": 0, "hypothetical": 1, "family": 2, "possible": 3}
-_HISTORICAL_SECTIONS = {"PMH", "PSH"}
+_HISTORICAL_SECTIONS = {"PMH", "PSH", "Allergies"}  # an allergy's reaction happened before
+_HISTORICAL_VALUES = {"present", "possible"}  # a denied, hypothetical or relative's problem is no past of the patient's
 # Pre- and post-cue lists of the lexicon → the value they assert (None: historical only).
 _PRE = {"negation_pre": "absent", "possible_pre": "possible", "hypothetical_pre": "hypothetical",
         "family": "family", "historical": None}
@@ -162,7 +163,9 @@ def assert_entity(text: str, start: int, end: int, section: str | None = None) -
     historical = any(value is None for value, _ in hits) or section in _HISTORICAL_SECTIONS
     valued = sorted((h for h in hits if h[0] is not None), key=lambda h: _PRECEDENCE[h[0]])
     if valued and (valued[0][0] == "absent" or section != "Family history"):
-        return Assertion(valued[0][0], historical, valued[0][1])
-    if section == "Family history":
-        return Assertion("family", historical, "section: Family history")
-    return Assertion("present", historical, next((cue for value, cue in hits if value is None), None))
+        value, cue = valued[0]
+    elif section == "Family history":
+        value, cue = "family", "section: Family history"
+    else:
+        value, cue = "present", next((cue for value, cue in hits if value is None), None)
+    return Assertion(value, historical and value in _HISTORICAL_VALUES, cue)
