@@ -5,14 +5,17 @@ because no maintained ConText/NegEx implementation works here without spaCy: med
 are spaCy components (medspaCy 1.3.1 pins spaCy < 3.8, whose thinc fails beside numpy 2), and the spaCy-free
 packages (pyConTextNLP 0.7, negex 0.0.0.3, pynegex 0.0.3.dev0) are unmaintained pre-releases.
 
-- A pre-cue ("denies", "possible", "hx of", "mother") scopes rightwards over the entity, a post-cue ("was ruled
-  out", "is suspected", "develops") leftwards, unless a terminator ("but", "however", ".", ";", a line break)
-  lies between them. Words between cue and entity are limited (`MAX_GAP_WORDS`) except that list separators
-  (",", "or", "and", bullets) restart the count, so "denies fever, chills or cough" covers every item.
+- A pre-cue ("denies", "possible", "hx of", "mother", "go to the ED if") scopes rightwards over the entity, a
+  post-cue ("was ruled out", "is suspected", "develops") leftwards, unless a terminator ("but", "however", ".",
+  ";", a line break) lies between them. Words between cue and entity are limited (`MAX_GAP_WORDS`) except that
+  list separators (",", "or", "and", bullets) restart the count, so "denies fever, chills or cough" covers every
+  item. Uncertainty and hypothetical post-cues reach only across plain words: in "sepsis from pneumonia, likely
+  MRSA" the "likely" is MRSA's. A relative reaches a list only as its label ("Mother: HTN, DM").
 - The longest cue at a position wins ("no history of" over "history of"); pseudo-negations ("no change", "not
   ruled out") only block the shorter cues inside them.
-- Several cues: absent beats family beats hypothetical beats possible ("no family history of X" is absent).
-- The section informs: under Family history a problem is `family`, under PMH/PSH it is historical.
+- Several cues: absent beats hypothetical beats family beats possible ("no family history of X" is absent).
+- The section informs: under Family history a problem is `family` unless negated; under PMH, PSH or Allergies
+  it is historical. Historical applies only to the patient's own present or possible problems.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class Assertion:
 class _Cue:
     start: int
     end: int
-    kind: str  # a CUES key, or "pseudo"
+    kind: str  # a CUES key
 
 
 def _pattern(phrase: str) -> str:
