@@ -17,7 +17,8 @@ from medui.cli.common import CliError, Result, cli_actor
 # CLI flag -> JobSpec field; unset flags leave the spec's (or --spec file's) value alone.
 _FLAGS = {"task": "task", "method": "method", "data": "data", "base": "base", "name": "name", "epochs": "epochs",
           "max_steps": "max_steps", "lr": "lr", "batch_size": "batch_size", "seed": "seed",
-          "eval_steps": "eval_steps", "skip_bad_rows": "skip_bad_rows"}
+          "eval_steps": "eval_steps", "skip_bad_rows": "skip_bad_rows", "adapter_size": "adapter_size",
+          "train_top_layers": "train_top_layers", "fs": "fs", "image_size": "image_size"}
 
 
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
@@ -25,9 +26,11 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
         "train", parents=[json_parent], help="fine-tune an ecg or ner model and register a candidate version",
         description="Runs one training job to completion in a child process (python -m medui.training.run), "
                     "streaming its log to stderr. The job folder is $MEDUI_HOME/jobs/<job id>/.")
-    parser.add_argument("--task", help="ecg or ner")
-    parser.add_argument("--method", help="full, lora (default), adalora, ia3 or head-only")
-    parser.add_argument("--data", help="dataset file (ecg: .npz, ner: .jsonl); default: the bundled sample")
+    parser.add_argument("--task", help="ecg, ner, image or mlm")
+    parser.add_argument("--method", help="full, lora (default), adalora, ia3, adapter (Houlsby, ner) or head-only")
+    parser.add_argument("--data", help="dataset (ecg: .npz, or a .zip of class folders / .csv manifest of recordings; "
+                                       "ner: .jsonl, CoNLL or BRAT .zip; image: .zip or .csv; mlm: .txt, .zip or a "
+                                       "folder of .txt); default: the bundled sample")
     parser.add_argument("--base", help="'default' or a registered NAME[/VERSION] to start from")
     parser.add_argument("--epochs", type=float, help="passes over the training split (default 3)")
     parser.add_argument("--max-steps", dest="max_steps", type=int, help="stop after N optimizer steps")
@@ -35,6 +38,11 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", dest="batch_size", type=int, help="examples per batch (default 8)")
     parser.add_argument("--seed", type=int, help="seed for split, initial weights and batch order (default 0)")
     parser.add_argument("--eval-steps", dest="eval_steps", type=int, help="evaluate and checkpoint every N steps")
+    parser.add_argument("--adapter-size", dest="adapter_size", type=int, help="adapter method: bottleneck width")
+    parser.add_argument("--train-top-layers", dest="train_top_layers", type=int,
+                        help="method full: train only the last K layers (and the head)")
+    parser.add_argument("--fs", type=float, help="ecg recordings: sampling rate when the files do not state it")
+    parser.add_argument("--image-size", dest="image_size", type=int, help="image: pixels per side (default 224)")
     parser.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
                         help="drop malformed rows instead of failing")
     parser.add_argument("--name", help="registry name (default: ecg-rhythm or notes-ner)")

@@ -28,7 +28,7 @@ log = logging.getLogger("medui.training")
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$")
 # What a resumed job may not change: anything that would make its checkpoints describe another model.
 _FIXED_ON_RESUME = ("task", "method", "data", "base", "name", "seed", "val_fraction", "test_fraction", "max_length",
-                    "lora_r", "lora_alpha")
+                    "lora_r", "lora_alpha", "adapter_size", "train_top_layers", "fs", "image_size")
 
 
 def dist_rank() -> tuple[int, int]:

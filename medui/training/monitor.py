@@ -20,7 +20,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # Dataset files per task (the task readers decide by suffix) and the most bytes an upload of each may have.
 DATASET_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "ecg": (".npz",), "ner": (".jsonl", ".ndjson", ".conll", ".bio", ".iob", ".txt", ".zip"),
+    "ecg": (".npz", ".zip", ".csv"), "ner": (".jsonl", ".ndjson", ".conll", ".bio", ".iob", ".txt", ".zip"),
     "image": (".zip", ".csv"), "mlm": (".txt", ".zip"),
 }
 _UPLOAD_KIND = {".jsonl": "text", ".ndjson": "text", ".conll": "text", ".bio": "text", ".iob": "text",
