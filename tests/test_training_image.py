@@ -168,3 +168,124 @@ def test_image_head_only_trains_only_the_classifier(shipped_models, small_images
     model, _ = load_for_inference(mv)
     with torch.no_grad():
         np.testing.assert_allclose(model(pixel_values=pixels).logits.numpy(), logits, atol=1e-5)
+
+
+# ---- multi-label findings (labels.csv: file,label,x0,y0,x1,y1) -----------------------------------------------
+
+def _phantoms(tmp_path, n=30, seed=5):
+    from medui.imaging.phantom import generate
+
+    return generate(n, seed, tmp_path / "phantoms", 128)
+
+
+def _rows(labels_csv) -> list[list[str]]:
+    import csv
+
+    with open(labels_csv, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def _write_rows(path, rows) -> str:
+    path.write_text("\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_findings_csv_reads_as_multilabel_with_multi_hot_targets(tmp_path):
+    from medui.training.tasks.image import targets
+
+    labels_csv = _phantoms(tmp_path)
+    rows = _rows(labels_csv)[1:]
+    truth = {}
+    for file, label, *_ in rows:
+        truth.setdefault(file, set()).add(label)
+    spec = JobSpec(task="image", data=str(labels_csv), image_size=64)
+    examples = ImageTask().read(labels_csv, spec)
+    assert examples.labels == ["effusion", "nodule"] and examples.info["multilabel"] is True
+    assert len(examples.items) == len(truth) == 30 and examples.items[0].shape == (64, 64)
+    both = [f for f, s in truth.items() if s == {"effusion", "nodule"}]
+    assert both, "the generator should put several findings on some images"
+    assert examples.counts == {"effusion": sum("effusion" in s for s in truth.values()),
+                               "nodule": sum("nodule" in s for s in truth.values())}
+    y = targets(examples.keys, examples.labels)
+    files = list(truth)  # the reader keeps the order of first mention
+    for i, file in enumerate(files):
+        assert y[i].tolist() == [float("effusion" in truth[file]), float("nodule" in truth[file])]
+    assert examples.info["no_finding"] == sum(s == {"normal"} for s in truth.values()) == int((y.sum(1) == 0).sum())
+
+    report = validate_dataset(spec)  # splits are stratified on the findings combination
+    assert report["multilabel"] and sum(report["sizes"].values()) == 30
+    assert set(report["splits"]["train"]) <= {"normal", "effusion", "nodule", "effusion+nodule"}
+
+
+def test_findings_zip_with_labels_csv_in_a_folder(tmp_path):
+    labels_csv = _phantoms(tmp_path)
+    members = {f"study/{p.name}": p.read_bytes() for p in labels_csv.parent.iterdir()}
+    data = _write_zip(tmp_path / "findings.zip", {**members, "__MACOSX/study/._labels.csv": b""})
+    spec = JobSpec(task="image", data=data, image_size=64)
+    zipped = ImageTask().read(tmp_path / "findings.zip", spec)
+    direct = ImageTask().read(labels_csv, spec)
+    assert zipped.keys == direct.keys and zipped.labels == direct.labels
+    assert all(np.array_equal(a, b) for a, b in zip(zipped.items, direct.items))
+
+
+def test_findings_bad_rows_reject_their_whole_file(tmp_path):
+    labels_csv = _phantoms(tmp_path)
+    header, *rows = _rows(labels_csv)
+    normal = [r[0] for r in rows if r[1] == "normal"]
+    nodule = next(r for r in rows if r[1] == "nodule")
+    bad = rows + [
+        ["missing.dcm", "nodule", "1", "1", "5", "5"],
+        [normal[0], "effusion", "", "", "", ""],  # now both normal and a finding
+        [nodule[0], "nodule", "9", "9", "3", "3"],  # a box the wrong way round
+        [normal[1], "", "", "", "", ""],  # no label
+        [normal[2], "normal", "1", "2", "3", "4"],  # a normal row with a box
+    ]
+    data = _write_rows(tmp_path / "phantoms" / "bad.csv", [header, *bad])
+    with pytest.raises(DatasetError, match=r"4 more bad rows"):
+        validate_dataset(JobSpec(task="image", data=data, image_size=64))
+    report = validate_dataset(JobSpec(task="image", data=data, image_size=64, skip_bad_rows=True))
+    reasons = {r["file"]: r["reason"] for r in report["rejected"]}
+    assert set(reasons) == {"missing.dcm", normal[0], nodule[0], normal[1], normal[2]}
+    assert reasons["missing.dcm"] == "missing.dcm: no such file"
+    assert "listed both as normal and with findings (effusion)" in reasons[normal[0]]
+    assert "needs 0 <= x0 < x1 and 0 <= y0 < y1" in reasons[nodule[0]]
+    assert "needs both a file and a label" in reasons[normal[1]]
+    assert "a normal row has no box" in reasons[normal[2]]
+    assert report["accepted"] == 30 - 4
+
+
+def test_findings_need_positives_and_negatives(tmp_path):
+    labels_csv = _phantoms(tmp_path)
+    header, *rows = _rows(labels_csv)
+    only_normal = [[r[0], "normal", "", "", "", ""] for r in rows]
+    data = _write_rows(tmp_path / "phantoms" / "n.csv", [header, *only_normal])
+    with pytest.raises(DatasetError, match="no image has a finding"):
+        validate_dataset(JobSpec(task="image", data=data, image_size=64))
+    everywhere = [[r[0], "nodule", "1", "1", "4", "4"] for r in rows]
+    data = _write_rows(tmp_path / "phantoms" / "all.csv", [header, *everywhere])
+    with pytest.raises(DatasetError, match="finding 'nodule' is in 30 of 30 images; at least 5 images without it"):
+        validate_dataset(JobSpec(task="image", data=data, image_size=64))
+    (tmp_path / "wrong.csv").write_text("file,finding\nx.dcm,nodule\n")  # neither layout's header
+    with pytest.raises(DatasetError, match="needs a header with path and label columns"):
+        validate_dataset(JobSpec(task="image", data=str(tmp_path / "wrong.csv")))
+
+
+def test_multilabel_metrics_and_temperature_fit():
+    from medui.training.tasks.image import fit_temperature, multilabel_report
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3.0, (2000, 2))
+    y = (rng.random(logits.shape) < 1 / (1 + np.exp(-logits))).astype(float)  # calibrated at T = 1 by construction
+    logits[:, 1] *= 4  # the second finding is badly overconfident
+    report = multilabel_report(logits, y, ["a", "b"])
+    assert report["multilabel"] and report["n"] == 2000 and set(report["per_class"]) == {"a", "b"}
+    assert 0.85 < report["auroc_per_class"]["a"] <= 1 and report["auroc"] == pytest.approx(
+        np.mean(list(report["auroc_per_class"].values())))
+    assert len(report["calibration"]["bins"]) == 10 and set(report["calibration"]["per_class"]) == {"a", "b"}
+    temps = fit_temperature(logits, y)
+    assert temps[0] == pytest.approx(1.0, abs=0.15) and temps[1] == pytest.approx(4.0, rel=0.15)
+    after = multilabel_report(logits, y, ["a", "b"], np.array(temps))
+    assert after["per_class"]["b"]["ece"] < report["per_class"]["b"]["ece"] / 2
+    assert after["auroc_per_class"] == pytest.approx(report["auroc_per_class"], abs=1e-4)  # ranking unchanged
+    flat = ImageTask().eval_metrics(logits, y, ["a", "b"])
+    assert set(flat) == {"accuracy", "f1_macro", "auroc", "brier", "auroc_a", "auroc_b"}

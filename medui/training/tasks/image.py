@@ -543,7 +543,8 @@ class ImageTask(TaskKind):
 
 
 def sigmoid(logits: np.ndarray, temperature: np.ndarray | float = 1.0) -> np.ndarray:
-    return torch.sigmoid(torch.as_tensor(np.asarray(logits) / temperature, dtype=torch.float32)).numpy()
+    # float64: in float32 large logits saturate to exactly 1.0, and the ties would blur AUROC
+    return torch.sigmoid(torch.as_tensor(np.asarray(logits, np.float64) / temperature)).numpy()
 
 
 def multilabel_report(logits: np.ndarray, y: np.ndarray, labels: list[str],

@@ -1,0 +1,204 @@
+"""Train the shipped `chest-findings` model on synthetic phantoms and copy it into the repository's models/ folder.
+
+    python -m medui.imaging.train_default --out models
+
+Generates phantom radiographs (medui.imaging.phantom, seeded), trains a LoRA adapter plus a fresh sigmoid head over
+the ImageNet EfficientNet-Lite0 base with the fine-tuning machinery (`run_job`, task "image", multi-label labels.csv)
+inside a temporary MEDUI_HOME, fits one temperature per finding on the job's held-out validation split, measures
+the model on a fresh phantom set drawn with another seed, and copies the registered version's files into
+`<out>/chest-findings/<version>/` with calibration.json added and a manifest declaring "stage": "production".
+Only the adapter and head ship (~1 MB); the 18 MB base is registered from its pip package on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAME = "chest-findings"
+IMAGE_SIZE = 160  # 5x5 last-stage maps for Grad-CAM; nodules of 1.5-3.5% of the film are 5-11 px across at 160
+PHANTOM_SIZE = 384  # rendered larger, then resized like any upload
+# LoRA on the pointwise convolutions of the last stages only: backward stops there, which halves the CPU cost per
+# step, and those stages hold the object-level features a finding needs (the early ones are generic edges).
+TARGETS = r"backbone\.(blocks\.[3-6]\.\d+\.conv_(pw|pwl)|conv_head)"
+PROVENANCE_NOTE = "trained on synthetic phantom radiographs — not for clinical use"
+
+
+def train(out: Path, *, n: int = 400, seed: int = 0, test_n: int = 120, test_seed: int = 1000, version: str = "1",
+          epochs: float = 6.0, image_size: int = IMAGE_SIZE, phantom_size: int = PHANTOM_SIZE) -> Path:
+    """Train, calibrate, evaluate on a fresh set, then write `<out>/chest-findings/<version>/`; returns that folder."""
+    from medui.imaging.classify import CALIBRATION_FILE
+    from medui.imaging.phantom import generate
+
+    target = Path(out) / NAME / version
+    if target.exists():
+        raise SystemExit(f"{target} already exists; remove it first or pass --version")
+    with tempfile.TemporaryDirectory(prefix="medui-chest-train-") as tmp:
+        old_home = os.environ.get("MEDUI_HOME")
+        os.environ["MEDUI_HOME"] = str(Path(tmp) / "home")
+        try:
+            from medui.store import reset_engines
+
+            reset_engines()
+            started = time.time()
+            data = generate(n, seed, Path(tmp) / "train", phantom_size)
+            fresh = generate(test_n, test_seed, Path(tmp) / "fresh", phantom_size)
+            mv, spec, job_id = _run(data, seed, epochs, image_size)
+            calibration, fresh_metrics = _calibrate_and_evaluate(mv, spec, job_id, fresh)
+            elapsed = time.time() - started
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(mv.directory, target)
+            target.chmod(0o755)  # the registry stages versions in a private temp folder; the shipped one is public
+        finally:
+            if old_home is None:
+                os.environ.pop("MEDUI_HOME", None)
+            else:
+                os.environ["MEDUI_HOME"] = old_home
+            reset_engines()
+    _write_manifest(target, version, calibration, fresh_metrics, CALIBRATION_FILE, {
+        "generator": "medui.imaging.phantom.generate", "seed": seed, "images": n, "phantom_size": phantom_size,
+        "fresh_test": {"seed": test_seed, "images": test_n}, "training_and_evaluation_s": round(elapsed, 1)})
+    return target
+
+
+def _run(data: Path, seed: int, epochs: float, image_size: int) -> tuple[Any, Any, str]:
+    from medui.registry import get_version
+    from medui.training import JobSpec, run_job
+    from medui.training.tasks.image import ImageTask
+
+    spec = JobSpec(task="image", method="lora", data=str(data), name=NAME, image_size=image_size, epochs=epochs,
+                   batch_size=16, lr=3e-3, seed=seed, patience=2, val_fraction=0.15, test_fraction=0.15,
+                   logging_steps=5, lora_r=8, lora_alpha=16)
+    original = ImageTask.targets
+    # The regex lands in adapter_config.json, so `load_for_inference` rebuilds the same adapter without this patch.
+    ImageTask.targets = TARGETS
+    try:
+        result = run_job(spec, actor="train_default")
+    finally:
+        ImageTask.targets = original
+    return get_version(result["model"], result["version"]), spec, result["job_id"]
+
+
+def _logits(model: Any, items: list[np.ndarray]) -> np.ndarray:
+    import torch
+
+    from medui.training.tasks.image import to_batch
+
+    with torch.no_grad():
+        return np.concatenate([model(pixel_values=to_batch(items[i:i + 32])).logits.numpy()
+                               for i in range(0, len(items), 32)])
+
+
+def _calibrate_and_evaluate(mv: Any, spec: Any, job_id: str, fresh: Path) -> tuple[dict, dict]:
+    """Temperatures fitted on the validation split; ECE before/after on validation, test split and the fresh set."""
+    from medui.training import job_dir, load_for_inference
+    from medui.training.data import split
+    from medui.training.tasks.image import ImageTask, fit_temperature, multilabel_report, targets
+
+    task = ImageTask()
+    model, labels = load_for_inference(mv, merge=True)
+    examples = task.read(Path(spec.data), spec)
+    splits = split(examples.keys, spec.seed, spec.val_fraction, spec.test_fraction)
+    val_logits = _logits(model, [examples.items[i] for i in splits["validation"]])
+    val_y = targets([examples.keys[i] for i in splits["validation"]], labels)
+    temperature = fit_temperature(val_logits, val_y)
+    saved = json.loads((job_dir(job_id) / "test_predictions.json").read_text(encoding="utf-8"))
+    test_logits, test_y = np.array(saved["logits"]), targets([examples.keys[i] for i in saved["indices"]], labels)
+    fresh_examples = task.read(fresh, spec)
+    fresh_logits, fresh_y = _logits(model, fresh_examples.items), targets(fresh_examples.keys, labels)
+    t = np.array(temperature)
+
+    def ece(logits: np.ndarray, y: np.ndarray, temp: Any) -> float:
+        return round(multilabel_report(logits, y, labels, temp)["calibration"]["ece"], 4)
+
+    calibration = {
+        "method": "temperature", "temperature": dict(zip(labels, [round(v, 4) for v in temperature])),
+        "fitted_on": f"validation split of the training job ({len(val_y)} images)",
+        "ece": {"validation": {"before": ece(val_logits, val_y, 1.0), "after": ece(val_logits, val_y, t)},
+                "test_split": {"before": ece(test_logits, test_y, 1.0), "after": ece(test_logits, test_y, t)},
+                "fresh_test": {"before": ece(fresh_logits, fresh_y, 1.0), "after": ece(fresh_logits, fresh_y, t)}},
+    }
+    report = multilabel_report(fresh_logits, fresh_y, labels, t)
+    fresh_metrics = {k: report[k] for k in ("auroc", "auroc_per_class", "brier", "accuracy", "f1_macro", "n")}
+    fresh_metrics["ece"] = report["calibration"]["ece"]
+    fresh_metrics["inference_ms_per_image"] = _inference_ms(model, fresh_examples.items[:8])
+    return calibration, fresh_metrics
+
+
+def _inference_ms(model: Any, items: list[np.ndarray]) -> float:
+    """Median single-image forward time after one warm-up (this machine; for the README, not a contract)."""
+    import torch
+
+    from medui.training.tasks.image import to_batch
+
+    times = []
+    with torch.no_grad():
+        model(pixel_values=to_batch(items[:1]))
+        for item in items:
+            started = time.perf_counter()
+            model(pixel_values=to_batch([item]))
+            times.append((time.perf_counter() - started) * 1000)
+    return round(float(np.median(times)), 1)
+
+
+def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, calibration_file: str,
+                    dataset: dict) -> None:
+    from medui.registry.weights import sha256_file
+
+    path = target / calibration_file
+    path.write_text(json.dumps(calibration, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["version"] = version
+    manifest["stage"] = "production"
+    manifest["files"] = sorted([*[f for f in manifest["files"] if f["path"] != calibration_file],
+                                {"path": calibration_file, "sha256": sha256_file(path),
+                                 "bytes": path.stat().st_size}], key=lambda f: f["path"])
+    manifest["metrics"]["fresh_test"] = fresh
+    manifest["metrics"]["calibration_ece"] = calibration["ece"]
+    provenance = manifest.get("provenance", {})
+    provenance.pop("data", None)  # a temporary path; the generator and its arguments say how to remake it
+    manifest["provenance"] = {
+        **provenance,
+        "note": PROVENANCE_NOTE,
+        "dataset": dataset,
+        "training": {"code": "medui.imaging.train_default", "lora_targets": TARGETS,
+                     "evaluation": "metrics.* are the job's held-out test split (uncalibrated); metrics.fresh_test "
+                                   "is a fresh phantom set with another seed, calibrated"},
+        "calibration": f"{calibration_file}: one temperature per finding, fitted on the validation split",
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m medui.imaging.train_default", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="models", help="shipped models root (default: models)")
+    parser.add_argument("--version", default="1")
+    parser.add_argument("--n", type=int, default=400, help="training phantoms (split train/validation/test)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test-n", type=int, default=120, help="fresh phantoms for the final measurement")
+    parser.add_argument("--test-seed", type=int, default=1000)
+    parser.add_argument("--epochs", type=float, default=6.0)
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
+    args = parser.parse_args(argv)
+    target = train(Path(args.out), n=args.n, seed=args.seed, test_n=args.test_n, test_seed=args.test_seed,
+                   version=args.version, epochs=args.epochs, image_size=args.image_size)
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    fresh, size = manifest["metrics"]["fresh_test"], sum(f["bytes"] for f in manifest["files"])
+    print(f"{target}: fresh-set mean AUROC {fresh['auroc']:.3f} {fresh['auroc_per_class']}, "
+          f"ECE {manifest['metrics']['calibration_ece']}, {size / 1024:.0f} KB, "
+          f"{fresh['inference_ms_per_image']} ms/image")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
