@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 PACKAGE = "drug-named-entity-recognition"
 
-# Common clinical abbreviations the dictionary lacks ("APAP", "HCTZ" it already has).
-_ABBREVIATIONS = {
+# Common clinical names the dictionary lacks as written ("APAP", "HCTZ" it already has).
+_ALIASES = {
+    "thiamine": "vitamin b1",
+    "senna": "sennosides",
+    "augmentin": "amoxicillin",  # amoxicillin-clavulanate: its first component, as for the hyphenated name
     "asa": "aspirin",
     "ntg": "nitroglycerin",
     "kcl": "potassium chloride",
@@ -26,7 +29,7 @@ _ABBREVIATIONS = {
 # "vimentin" scores 0.44, "chest" → "ches…" 0.67; "metformn" → "metformin" 0.63).
 _MIN_FUZZY_SIMILARITY = 0.6
 _MIN_FUZZY_LENGTH = 6
-_TOKEN = re.compile(r"[\w'-]+", re.UNICODE)
+_TOKEN = re.compile(r"[\w']+(?:-[\w']+)*")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,11 @@ def _find(tokens: list[str], fuzzy: bool) -> list[tuple[dict, int, int]]:
     from drug_named_entity_recognition import find_drugs
 
     # Never the package's network options (OMOP API, PubChem, structure download): MedUI runs offline.
-    return find_drugs(tokens, is_fuzzy_match=fuzzy, is_ignore_case=True)
+    if not fuzzy:
+        return find_drugs(tokens, is_ignore_case=True)
+    # Fuzzy matching word by word: the package's fuzzy two-word branch raises UnboundLocalError (2.0.9).
+    return [(data, i, i + 1) for i, token in enumerate(tokens)
+            for data, _, _ in find_drugs([token], is_fuzzy_match=True, is_ignore_case=True)]
 
 
 def _good_fuzzy(data: dict) -> bool:
@@ -62,14 +69,15 @@ def normalise_drug(text: str) -> Drug | None:
 
     Exact dictionary matches win over fuzzy ones; among matches the longest span (e.g. "insulin glargine" over
     "insulin") and then the earliest wins."""
-    surface = _TOKEN.findall(text or "")
-    if not surface:
-        return None
-    # One token per surface token ("potassium chloride" stays one token: the dictionary looks tokens up whole).
-    tokens = [_ABBREVIATIONS.get(t.lower(), t) for t in surface]
-    for fuzzy in (False, True):
+    hyphenated = _TOKEN.findall(text or "")
+    split = [part for token in hyphenated for part in token.split("-")]
+    # Whole hyphenated names first ("co-trimoxazole"), then their parts ("amoxicillin-clavulanate": its first
+    # component), then fuzzy.
+    for surface, fuzzy in ((hyphenated, False), (split, False), (split, True)):
+        # One token per surface token ("potassium chloride" stays one: the dictionary looks tokens up whole).
+        tokens = [_ALIASES.get(t.lower(), t) for t in surface]
         matches = [
-            (data, start, end) for data, start, end in _find(tokens, fuzzy)
+            (data, start, end) for data, start, end in (_find(tokens, fuzzy) if tokens else [])
             if data.get("name") and (data.get("match_type") == "exact" or _good_fuzzy(data))
         ]
         if matches:
