@@ -18,6 +18,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,44 +34,75 @@ TARGETS = r"backbone\.(blocks\.[3-6]\.\d+\.conv_(pw|pwl)|conv_head)"
 PROVENANCE_NOTE = "trained on synthetic phantom radiographs — not for clinical use"
 
 
-def train(out: Path, *, n: int = 400, seed: int = 0, test_n: int = 120, test_seed: int = 1000, version: str = "1",
-          epochs: float = 6.0, image_size: int = IMAGE_SIZE, phantom_size: int = PHANTOM_SIZE) -> Path:
-    """Train, calibrate, evaluate on a fresh set, then write `<out>/chest-findings/<version>/`; returns that folder."""
-    from medui.imaging.classify import CALIBRATION_FILE
-    from medui.imaging.phantom import generate
+@contextmanager
+def _temporary_home() -> Iterator[Path]:
+    """A throw-away MEDUI_HOME (registry, jobs, database) for one run; yields a scratch folder."""
+    from medui.store import reset_engines
 
-    target = Path(out) / NAME / version
-    if target.exists():
-        raise SystemExit(f"{target} already exists; remove it first or pass --version")
     with tempfile.TemporaryDirectory(prefix="medui-chest-train-") as tmp:
         old_home = os.environ.get("MEDUI_HOME")
         os.environ["MEDUI_HOME"] = str(Path(tmp) / "home")
+        reset_engines()
         try:
-            from medui.store import reset_engines
-
-            reset_engines()
-            started = time.time()
-            data = generate(n, seed, Path(tmp) / "train", phantom_size)
-            fresh = generate(test_n, test_seed, Path(tmp) / "fresh", phantom_size)
-            mv, spec, job_id = _run(data, seed, epochs, image_size)
-            calibration, fresh_metrics = _calibrate_and_evaluate(mv, spec, job_id, fresh)
-            elapsed = time.time() - started
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(mv.directory, target)
-            target.chmod(0o755)  # the registry stages versions in a private temp folder; the shipped one is public
+            yield Path(tmp)
         finally:
             if old_home is None:
                 os.environ.pop("MEDUI_HOME", None)
             else:
                 os.environ["MEDUI_HOME"] = old_home
             reset_engines()
-    _write_manifest(target, version, calibration, fresh_metrics, CALIBRATION_FILE, {
+
+
+def train(out: Path, *, n: int = 320, seed: int = 0, test_n: int = 100, test_seed: int = 1000, version: str = "1",
+          epochs: float = 5.0, image_size: int = IMAGE_SIZE, phantom_size: int = PHANTOM_SIZE) -> Path:
+    """Train, calibrate, evaluate on a fresh set, then write `<out>/chest-findings/<version>/`; returns that folder."""
+    from medui.imaging.phantom import generate
+    from medui.training import load_for_inference
+
+    target = Path(out) / NAME / version
+    if target.exists():
+        raise SystemExit(f"{target} already exists; remove it first or pass --version")
+    with _temporary_home() as tmp:
+        started = time.time()
+        data = generate(n, seed, tmp / "train", phantom_size)
+        fresh = generate(test_n, test_seed, tmp / "fresh", phantom_size)
+        mv, spec = _run(data, seed, epochs, image_size)
+        model, labels = load_for_inference(mv, merge=True)
+        calibration, fresh_metrics = _calibrate_and_evaluate(model, labels, spec, fresh)
+        elapsed = time.time() - started
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(mv.directory, target)
+        target.chmod(0o755)  # the registry stages versions in a private temp folder; the shipped one is public
+    _write_manifest(target, version, calibration, fresh_metrics, {
         "generator": "medui.imaging.phantom.generate", "seed": seed, "images": n, "phantom_size": phantom_size,
         "fresh_test": {"seed": test_seed, "images": test_n}, "training_and_evaluation_s": round(elapsed, 1)})
     return target
 
 
-def _run(data: Path, seed: int, epochs: float, image_size: int) -> tuple[Any, Any, str]:
+def recalibrate(target: Path) -> Path:
+    """Refit the temperatures and the fresh-set figures of an already written version, from the phantoms its
+    manifest's provenance regenerates (the same seeds, so the same validation split); the weights are untouched."""
+    from medui.imaging.phantom import generate
+    from medui.registry.manifest import read_manifest
+    from medui.training import JobSpec, load_for_inference
+    from medui.training.image_base import ensure_base
+
+    manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+    dataset, job = manifest["provenance"]["dataset"], manifest["provenance"]["spec"]
+    with _temporary_home() as tmp:
+        data = generate(dataset["images"], dataset["seed"], tmp / "train", dataset["phantom_size"])
+        fresh = generate(dataset["fresh_test"]["images"], dataset["fresh_test"]["seed"], tmp / "fresh",
+                         dataset["phantom_size"])
+        spec = JobSpec(task="image", data=str(data), image_size=job["image_size"], seed=job["seed"],
+                       val_fraction=job["val_fraction"], test_fraction=job["test_fraction"])
+        ensure_base()
+        model, labels = load_for_inference(read_manifest(target, shipped=True), merge=True)
+        calibration, fresh_metrics = _calibrate_and_evaluate(model, labels, spec, fresh)
+    _write_manifest(target, manifest["version"], calibration, fresh_metrics, dataset)
+    return target
+
+
+def _run(data: Path, seed: int, epochs: float, image_size: int) -> tuple[Any, Any]:
     from medui.registry import get_version
     from medui.training import JobSpec, run_job
     from medui.training.tasks.image import ImageTask
@@ -84,7 +117,7 @@ def _run(data: Path, seed: int, epochs: float, image_size: int) -> tuple[Any, An
         result = run_job(spec, actor="train_default")
     finally:
         ImageTask.targets = original
-    return get_version(result["model"], result["version"]), spec, result["job_id"]
+    return get_version(result["model"], result["version"]), spec
 
 
 def _logits(model: Any, items: list[np.ndarray]) -> np.ndarray:
@@ -97,21 +130,22 @@ def _logits(model: Any, items: list[np.ndarray]) -> np.ndarray:
                                for i in range(0, len(items), 32)])
 
 
-def _calibrate_and_evaluate(mv: Any, spec: Any, job_id: str, fresh: Path) -> tuple[dict, dict]:
+def _calibrate_and_evaluate(model: Any, labels: list[str], spec: Any, fresh: Path) -> tuple[dict, dict]:
     """Temperatures fitted on the validation split; ECE before/after on validation, test split and the fresh set."""
-    from medui.training import job_dir, load_for_inference
     from medui.training.data import split
     from medui.training.tasks.image import ImageTask, fit_temperature, multilabel_report, targets
 
     task = ImageTask()
-    model, labels = load_for_inference(mv, merge=True)
     examples = task.read(Path(spec.data), spec)
-    splits = split(examples.keys, spec.seed, spec.val_fraction, spec.test_fraction)
-    val_logits = _logits(model, [examples.items[i] for i in splits["validation"]])
-    val_y = targets([examples.keys[i] for i in splits["validation"]], labels)
+    splits = split(examples.keys, spec.seed, spec.val_fraction, spec.test_fraction)  # the job's own split
+
+    def logits_and_truth(name: str) -> tuple[np.ndarray, np.ndarray]:
+        idx = splits[name]
+        return _logits(model, [examples.items[i] for i in idx]), targets([examples.keys[i] for i in idx], labels)
+
+    val_logits, val_y = logits_and_truth("validation")
+    test_logits, test_y = logits_and_truth("test")
     temperature = fit_temperature(val_logits, val_y)
-    saved = json.loads((job_dir(job_id) / "test_predictions.json").read_text(encoding="utf-8"))
-    test_logits, test_y = np.array(saved["logits"]), targets([examples.keys[i] for i in saved["indices"]], labels)
     fresh_examples = task.read(fresh, spec)
     fresh_logits, fresh_y = _logits(model, fresh_examples.items), targets(fresh_examples.keys, labels)
     t = np.array(temperature)
@@ -149,8 +183,8 @@ def _inference_ms(model: Any, items: list[np.ndarray]) -> float:
     return round(float(np.median(times)), 1)
 
 
-def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, calibration_file: str,
-                    dataset: dict) -> None:
+def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, dataset: dict) -> None:
+    from medui.imaging.classify import CALIBRATION_FILE as calibration_file
     from medui.registry.weights import sha256_file
 
     path = target / calibration_file
@@ -173,7 +207,8 @@ def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, 
         "training": {"code": "medui.imaging.train_default", "lora_targets": TARGETS,
                      "evaluation": "metrics.* are the job's held-out test split (uncalibrated); metrics.fresh_test "
                                    "is a fresh phantom set with another seed, calibrated"},
-        "calibration": f"{calibration_file}: one temperature per finding, fitted on the validation split",
+        "calibration": f"{calibration_file}: one temperature per finding, fitted (MAP, prior on log T) on the "
+                       "validation split",
     }
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                              encoding="utf-8")
@@ -183,15 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m medui.imaging.train_default", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="models", help="shipped models root (default: models)")
     parser.add_argument("--version", default="1")
-    parser.add_argument("--n", type=int, default=400, help="training phantoms (split train/validation/test)")
+    parser.add_argument("--n", type=int, default=320, help="training phantoms (split train/validation/test)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--test-n", type=int, default=120, help="fresh phantoms for the final measurement")
+    parser.add_argument("--test-n", type=int, default=100, help="fresh phantoms for the final measurement")
     parser.add_argument("--test-seed", type=int, default=1000)
-    parser.add_argument("--epochs", type=float, default=6.0)
+    parser.add_argument("--epochs", type=float, default=5.0)
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="refit calibration and fresh-set figures of the existing <out>/chest-findings/<version>")
     args = parser.parse_args(argv)
-    target = train(Path(args.out), n=args.n, seed=args.seed, test_n=args.test_n, test_seed=args.test_seed,
-                   version=args.version, epochs=args.epochs, image_size=args.image_size)
+    if args.recalibrate:
+        target = recalibrate(Path(args.out) / NAME / args.version)
+    else:
+        target = train(Path(args.out), n=args.n, seed=args.seed, test_n=args.test_n, test_seed=args.test_seed,
+                       version=args.version, epochs=args.epochs, image_size=args.image_size)
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
     fresh, size = manifest["metrics"]["fresh_test"], sum(f["bytes"] for f in manifest["files"])
     print(f"{target}: fresh-set mean AUROC {fresh['auroc']:.3f} {fresh['auroc_per_class']}, "
