@@ -95,3 +95,44 @@ def test_shipped_model_loads_in_a_fresh_home(shipped_models):
     assert (ner.name, ner.version) == ("notes-ner", "1")
     assert {t.split("-", 1)[-1] for t in ner.tags} - {"O"} == set(ex.LABELS)
     assert ex.load_model() is ner  # cached per process and version
+
+
+def test_ner_training_splits_a_long_text_into_windows_and_ignores_cut_entities(tokenizer):
+    from medui.training.data import Examples
+    from medui.training.tasks.ner import NerTask
+
+    sentence = "Pt has type 2 diabetes on metformin today. "
+    text = sentence * 12
+    entities = sorted([{"start": i * len(sentence) + s, "end": i * len(sentence) + e, "label": label}
+                       for i in range(12) for s, e, label in ((7, 22, "PROBLEM"), (26, 35, "MEDICATION"))],
+                      key=lambda e: e["start"])
+    examples = Examples(items=[{"text": text, "entities": entities, "line": 1}], keys=["x"],
+                        labels=["MEDICATION", "PROBLEM"], counts={}, rows=1, rejected=[], info={})
+    rows, problems = NerTask().encode(SimpleNamespace(processor=tokenizer), examples, [0], SimpleNamespace(max_length=32))
+    assert len(rows) > 3 and problems == []  # nothing truncated, nothing reported
+    tags = NerTask.tags(examples.labels)
+    begins = 0
+    for row in rows.rows:
+        assert len(row["input_ids"]) <= 32
+        named = [tags[t] if t >= 0 else None for t in row["labels"]]
+        begins += named.count("B-PROBLEM")
+        for a, b in zip(named, named[1:]):
+            assert not (a == "O" and b and b.startswith("I-"))  # an entity cut by the window edge is ignored
+    assert begins >= 12  # every diabetes mention is learnt at least once (some twice, in overlaps)
+
+
+def test_tidy_joins_pieces_trims_function_words_and_drops_non_doses():
+    text = "Hx of afib on Metoprolol succinate 25 mg by mouth at bedtime; h; taken on time"
+
+    def span(words: str, label: str, nth: int = 0) -> dict:
+        start = text.index(words) if not nth else text.index(words, text.index(words) + 1)
+        return {"start": start, "end": start + len(words), "label": label, "text": words}
+
+    spans = [span("afib on", "PROBLEM"), span("Metoprolol", "MEDICATION"), span("succinate", "MEDICATION"),
+             span("25 mg", "DOSAGE"), span("by mouth", "ROUTE"), span("at bedtime", "FREQUENCY"),
+             span("h", "TEST", 1), span("on time", "DOSAGE")]
+    tidied = ex.tidy(text, spans)
+    assert [(s["text"], s["label"]) for s in tidied] == [
+        ("afib", "PROBLEM"), ("Metoprolol succinate", "MEDICATION"), ("25 mg", "DOSAGE"), ("by mouth", "ROUTE"),
+        ("at bedtime", "FREQUENCY")]
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in tidied)

@@ -11,6 +11,7 @@ so `text[start:end] == entity["text"]` for any input.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ MODEL_NAME = "notes-ner"
 MAX_CHARS = 5 * 1024 * 1024  # the upload limit for a text note (medui.uploads): longer is refused, not truncated
 OVERLAP = 32  # tokens shared by neighbouring windows; each side keeps half, so every token sees >= 16 of context
 TOKEN_BUDGET = 8192  # padded tokens per forward pass: bounds activation memory whatever the batch
-CHUNK_CHARS = 200_000  # notes are gathered into chunks of about this much text before batching (memory bound)
+CHUNK_CHARS = 50_000  # notes are gathered into chunks of about this much text before batching (memory, progress)
 LABELS = ("PROBLEM", "MEDICATION", "DOSAGE", "ROUTE", "FREQUENCY", "TEST", "PROCEDURE")
 
 _LOCK = threading.Lock()
@@ -66,8 +67,9 @@ def load_model(version: str | int | None = None) -> NerModel:
             arch = json.loads((mv.directory / "architecture.json").read_text(encoding="utf-8"))["arch"]
             id2label = model.config.id2label
             tags = tuple(id2label[i] for i in range(len(id2label)))
-            _CACHE[key] = NerModel(mv.name, mv.version, model, load_tokenizer(mv), tags,
-                                   int(arch.get("max_length", 128)))
+            tokenizer = load_tokenizer(mv)
+            tokenizer.model_max_length = MAX_CHARS  # notes are windowed here: no "sequence too long" warning
+            _CACHE[key] = NerModel(mv.name, mv.version, model, tokenizer, tags, int(arch.get("max_length", 128)))
         return _CACHE[key]
 
 
@@ -164,11 +166,49 @@ def _spans(doc: _Doc, tags: tuple[str, ...]) -> list[dict[str, Any]]:
     return spans
 
 
+# Function words a span may not start or end with: the model's sloppy edges ("afib on", "septic shock from").
+# FREQUENCY and ROUTE keep a leading word ("at bedtime", "as needed", "by mouth", "in the morning").
+_EDGE_WORDS = frozenset("a an and as at by for from in of on or per the to with".split())
+_KEEP_LEADING = frozenset({"FREQUENCY", "ROUTE"})
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten half quarter single double".split())
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def tidy(text: str, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rules over the model's spans: join same-label pieces split by spaces ("Metoprolol" "succinate"), trim edge
+    function words, drop spans without two letters or digits, and DOSAGE spans without a number."""
+    joined: list[dict[str, Any]] = []
+    for span in spans:
+        prev = joined[-1] if joined else None
+        if prev and prev["label"] == span["label"] and text[prev["end"]:span["start"]].strip(" \t") == "" \
+                and "\n" not in text[prev["end"]:span["start"]]:
+            prev["end"] = span["end"]
+        else:
+            joined.append(dict(span))
+    out = []
+    for span in joined:
+        words = list(_WORD.finditer(text, span["start"], span["end"]))
+        start, end = span["start"], span["end"]
+        while words and words[-1].group().lower() in _EDGE_WORDS:
+            words.pop()
+            end = words[-1].end() if words else start
+        while words and span["label"] not in _KEEP_LEADING and words[0].group().lower() in _EDGE_WORDS:
+            words.pop(0)
+            start = words[0].start() if words else end
+        if sum(len(w.group()) for w in words) < 2:
+            continue
+        if span["label"] == "DOSAGE" and not any(c.isdigit() for c in text[start:end]) \
+                and not any(w.group().lower() in _NUMBER_WORDS for w in words):
+            continue
+        out.append({"start": start, "end": end, "label": span["label"], "text": text[start:end]})
+    return out
+
+
 def _annotate(text: str, spans: list[dict[str, Any]], k: int = 5) -> tuple[list[dict[str, Any]], list[dict]]:
-    """The rule layer: section and assertion, ICD-10-CM candidates for problems, drug codes, medication rows."""
+    """The rule layer: section; assertion for problems and medications ("not on aspirin"); ICD-10-CM candidates
+    for problems; DrugBank/MeSH codes and medication rows (drug with its dose, route and frequency)."""
     from medui.notes.assertion import assert_entity
     from medui.notes.coding import icd10_candidates
-    from medui.notes.drugs import normalise_drug
     from medui.notes.medications import link_medications
     from medui.notes.sections import find_sections, section_at
 
@@ -178,15 +218,16 @@ def _annotate(text: str, spans: list[dict[str, Any]], k: int = 5) -> tuple[list[
         section = section_at(sections, span["start"])
         entity = {"start": span["start"], "end": span["end"], "text": span["text"], "label": span["label"],
                   "assertion": None, "historical": None, "section": section, "codes": []}
-        if span["label"] == "PROBLEM":
+        if span["label"] in ("PROBLEM", "MEDICATION"):
             found = assert_entity(text, span["start"], span["end"], section)
             entity["assertion"], entity["historical"] = found.value, found.historical
+        if span["label"] == "PROBLEM":
             entity["codes"] = [_code(c) for c in icd10_candidates(span["text"], k)]
-        elif span["label"] == "MEDICATION":
-            drug = normalise_drug(span["text"])
-            entity["codes"] = _drug_codes(drug) if drug else []
         entities.append(entity)
-    return entities, link_medications(text, entities)
+    rows = link_medications(text, entities)  # normalises each drug once; its codes go on the entity too
+    for row in rows:
+        row.medication["codes"] = _drug_codes(row.code) if row.code else []
+    return entities, [row.as_dict() for row in rows]
 
 
 def _code(code: Any) -> dict[str, Any]:
@@ -200,7 +241,7 @@ def _drug_codes(drug: Any) -> list[dict[str, Any]]:
 
 
 def _result(doc: _Doc, ner: NerModel, vocabularies: dict[str, str], source: str | None) -> dict[str, Any]:
-    entities, medications = _annotate(doc.text, _spans(doc, ner.tags))
+    entities, medications = _annotate(doc.text, tidy(doc.text, _spans(doc, ner.tags)))
     untagged = [t for t, tag in enumerate(doc.tags) if tag < 0]  # none: the windows' keep ranges tile the note
     processed = doc.offsets[untagged[0]][0] if untagged else len(doc.text)
     return {"source": source, "entities": entities, "medications": medications, "model": ner.info,
