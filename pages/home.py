@@ -13,9 +13,13 @@ st.write(f"Welcome, **{user.username}**.")
 
 st.subheader("What you can do here")
 abilities = [
+    "Extract problems (with assertion: present, absent, possible, hypothetical, family), medications with dose, "
+    "route and frequency, tests and procedures from clinical notes, coded to ICD-10-CM and DrugBank; save, export "
+    "(JSON, CSV, FHIR) and correct them (*Notes*), and search stored results across patients (*Records*).",
     "Analyse an ECG (CSV, EDF, WFDB or DICOM waveform): heart rate, R-peaks, HRV, signal quality, and a rhythm "
     "model's opinion with where in the trace it looked (*ECG*).",
-    "View DICOM images and series as a diagnostic viewer shows them, and export them de-identified (*Imaging*).",
+    "View DICOM images and series as a diagnostic viewer shows them, get finding probabilities with maps of where "
+    "the model looked and whether those maps can be trusted, and export images de-identified (*Imaging*).",
     "Upload a Dexcom, FreeStyle Libre or plain CSV glucose export and get the consensus CGM metrics and an AGP "
     "report (*Glucose*).",
     "Estimate cardiovascular, stroke, bleeding and diabetes risk with the published calculators, next to a "
