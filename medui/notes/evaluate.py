@@ -102,6 +102,8 @@ def evaluate(*, model: NerModel | None = None, notes: list[dict[str, Any]] | Non
     from medui.notes.devset import load_devset
 
     notes = notes if notes is not None else load_devset()
+    if not notes:
+        raise ValueError("no development notes to evaluate on")
     texts = [n["text"] for n in notes]
     results = extract_many(texts, model=model, progress=progress)
     gold = [n["entities"] for n in notes]
