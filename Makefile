@@ -19,7 +19,7 @@ $(VENV)/.installed-dev-$(DEV_HASH): $(VENV)/.installed-$(REQ_HASH)
 
 # `medui init` migrates the database and, on the very first start, prints the admin password before the server starts.
 run: $(VENV)/.installed-$(REQ_HASH)
-	$(PY) -m medui init
+	$(PY) -m medui init --prepare-vocabularies
 	$(PY) -m streamlit run app.py --server.port 8501
 
 test: $(VENV)/.installed-dev-$(DEV_HASH)

@@ -27,6 +27,12 @@ def test_init_prints_the_admin_password_once(cli):
     assert json.loads(out) == {"home": first["home"], "admin_created": False}
 
 
+def test_init_can_prepare_the_icd_index_so_the_first_note_does_not_wait(cli, medui_home):
+    code, out, _ = cli("init", "--prepare-vocabularies", "--json")
+    assert code == 0 and json.loads(out)["vocabularies"]["ICD-10-CM"]
+    assert list((medui_home / "cache").rglob("*.npz")), "the index is cached under MEDUI_HOME"
+
+
 def test_users_add_list_disable_enable(cli):
     code, out, _ = cli("users", "add", "--username", "dr.a", "--password", "Long-enough-1",
                        "--role", "clinician", "--json")

@@ -11,6 +11,9 @@ from medui.config import settings
 
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
     parser = commands.add_parser("init", parents=[json_parent], help="create the data folder, database and first admin")
+    parser.add_argument("--prepare-vocabularies", action="store_true",
+                        help="also build the ICD-10-CM search index now (about 20 s, once), so the first note "
+                             "analysed does not wait for it")
     parser.set_defaults(handler=run)
 
 
@@ -18,6 +21,12 @@ def run(args: argparse.Namespace) -> Result:
     password = bootstrap()
     data = {"home": str(settings().home), "admin_created": password is not None}
     text = f"MedUI data folder: {data['home']}"
+    if args.prepare_vocabularies:
+        from medui.notes.coding import icd10_candidates, vocabulary_versions
+
+        icd10_candidates("hypertension")  # builds the index once and caches it under MEDUI_HOME
+        data["vocabularies"] = vocabulary_versions()
+        text += "\nICD-10-CM search index ready"
     if password:
         data["admin_password"] = password
         text += "\n" + first_admin_banner(password)
