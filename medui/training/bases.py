@@ -33,7 +33,9 @@ def resolve_base(task: str, base: str, accepted_tasks: tuple[str, ...]) -> BaseR
     """'default' for the task, a package id, or a registered NAME[/VERSION] (no version: production, else newest)."""
     if base in ("default", ""):
         base = MINILM_ID if task in ("ner", "mlm") else IMAGE_BASE if task == "image" else SCRATCH_ID
-    if task == "image" and base == IMAGE_BASE:  # converted from its pip package into the registry on first use
+    # The ImageNet base is converted from its pip package into the registry on first use; every image model
+    # (e.g. a shipped adapter used as the starting point) is served on top of it, so make sure it is there.
+    if task == "image":
         from medui.training.image_base import ensure_base
 
         ensure_base()
