@@ -84,13 +84,22 @@ def test_cams_agree_with_pytorch_grad_cam(model, image, method):
     assert corr(ours.map, theirs) > 0.99
 
 
+def test_a_finer_efficientnet_layer_agrees_with_pytorch_grad_cam(model, image):
+    peer_model = copy.deepcopy(model)
+    with GradCAM(model=Logits(peer_model), target_layers=[peer_model.backbone.blocks[4]]) as cam:
+        theirs = cam(input_tensor=image, targets=[ClassifierOutputTarget(0)])[0]
+    ours = attribute(model, image, 0, "gradcam", layer="blocks.4")
+    assert ours.layer == "blocks.4 output, 112x8x8"  # stride 16: twice the last stage's resolution
+    assert corr(ours.map, theirs) > 0.99
+
+
 def test_vit_splits_before_the_last_block_and_agrees_with_pytorch_grad_cam():
     torch.manual_seed(0)
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2, img_size=64)
     model = ImageClassifier(vit, {"mean": [0.5] * 3, "std": [0.5] * 3}).eval()
     x = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(2))
     ours = attribute(model, x, 0, "gradcam")
-    assert ours.layer.startswith("blocks.11 input") and ours.map.shape == (64, 64)
+    assert ours.layer.startswith("blocks.10 output") and ours.map.shape == (64, 64)
 
     def tokens_to_map(t: torch.Tensor) -> torch.Tensor:  # the peer's documented ViT reshape: drop the class token
         return t[:, 1:].reshape(t.shape[0], 4, 4, t.shape[-1]).permute(0, 3, 1, 2)
@@ -190,6 +199,8 @@ def test_bad_requests_get_specific_messages(model, image):
         attribute(model, image[0], 0, "gradcam")
     with pytest.raises(ValueError, match="target 2 is not one of the model's 2 outputs"):
         attribute(model, image, 2, "gradcam")
+    with pytest.raises(ValueError, match=r"CAM layer 'blocks.7' is not available .* blocks.0 to blocks.6"):
+        attribute(model, image, 0, "gradcam", layer="blocks.7")
     with pytest.raises(ValueError, match="needs a timm model"):
         attribute(lambda x: x.mean((1, 2, 3))[:, None], image, 0, "gradcam")
     amap = attribute(model, image, 0, "gradcam")

@@ -14,6 +14,7 @@ reads as a small number and a faint overlay rather than a hot spot rescaled to f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -86,19 +87,36 @@ def _is_vit(net: nn.Module) -> bool:
     return all(hasattr(net, a) for a in ("patch_embed", "_pos_embed", "blocks", "num_prefix_tokens"))
 
 
-def _split(net: nn.Module, z: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], str]:
+def _is_efficientnet(net: nn.Module) -> bool:
+    return all(hasattr(net, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2"))
+
+
+def _split(net: nn.Module, z: torch.Tensor, layer: str | None
+           ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], str]:
     """(features computed without grad, the rest of the network from them to logits, where the split is).
 
-    Convnets split at forward_features / forward_head: the last conv stage's output. A ViT's final norm makes its
-    patch tokens irrelevant to a class-token head, so it splits before the last block instead (the usual ViT CAM
-    layer); Swin's forward_features is an NHWC map that the average-pool head sees whole.
+    Default (layer None): convnets split at forward_features / forward_head, the last stage's output. A ViT's final
+    norm makes its patch tokens irrelevant to a class-token head, so it splits before the last block instead (the
+    usual ViT CAM layer); Swin's forward_features is an NHWC map that the average-pool head sees whole. `layer`
+    "blocks.K" takes the output of block K instead (ViT, and EfficientNet-family convnets), for a finer map.
     """
+    vit, effnet = _is_vit(net), _is_efficientnet(net)
+    if layer is None:
+        if not vit:
+            with torch.no_grad():
+                return net.forward_features(z), net.forward_head, "forward_features output (last stage)"
+        layer = f"blocks.{len(net.blocks) - 2}"
+    match = re.fullmatch(r"blocks\.(\d+)", layer)
+    if not (vit or effnet) or not match or int(match[1]) >= len(net.blocks):
+        raise ValueError(f"CAM layer {layer!r} is not available for {type(net).__name__}; leave it unset for the last "
+                         f"stage{f', or use blocks.0 to blocks.{len(net.blocks) - 1}' if vit or effnet else ''}")
+    k = int(match[1]) + 1
     with torch.no_grad():
-        if _is_vit(net):
-            t = net.norm_pre(net.patch_drop(net._pos_embed(net.patch_embed(z))))
-            t = net.blocks[:-1](t)
-            return t, lambda f: net.forward_head(net.norm(net.blocks[-1](f))), f"blocks.{len(net.blocks) - 1} input"
-        return net.forward_features(z), net.forward_head, "forward_features output (last stage)"
+        t = net.norm_pre(net.patch_drop(net._pos_embed(net.patch_embed(z)))) if vit else net.bn1(net.conv_stem(z))
+        t = net.blocks[:k](t)
+    if vit:
+        return t, lambda f: net.forward_head(net.norm(net.blocks[k:](f))), f"blocks.{k - 1} output"
+    return t, lambda f: net.forward_head(net.bn2(net.conv_head(net.blocks[k:](f)))), f"blocks.{k - 1} output"
 
 
 def _as_nchw(f: torch.Tensor, net: nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -111,13 +129,14 @@ def _as_nchw(f: torch.Tensor, net: nn.Module, z: torch.Tensor) -> torch.Tensor:
     return f
 
 
-def _cam(m: ModelParts, x: torch.Tensor, target: int, method: str) -> tuple[torch.Tensor, float, str]:
+def _cam(m: ModelParts, x: torch.Tensor, target: int, method: str, layer: str | None
+         ) -> tuple[torch.Tensor, float, str]:
     # Hand-written rather than pytorch-grad-cam: that package registers forward/backward hooks on the model and
     # backpropagates into its parameters' .grad, which would leak into every other session sharing the cached model.
     # Here the forward is split into features -> head; the features are a tensor this call owns, and their gradient
     # comes from torch.autograd.grad on it, so the shared model gets no hooks, no .grad, no requires_grad flips.
     z = m.prep(x)
-    feats, head, layer = _split(m.net, z)
+    feats, head, layer = _split(m.net, z, layer)
     feats = feats.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = head(feats)
@@ -174,8 +193,11 @@ def to_original(row: int, col: int, size: tuple[int, int], original_shape: tuple
 
 
 def attribute(model: Any, x: torch.Tensor, target: int, method: str = "gradcam",
-              original_shape: tuple[int, int] | None = None) -> AttributionMap:
-    """The `method` map of logit `target` for one input x [1, C, S, S]; `peak` in `original_shape` pixels if given."""
+              original_shape: tuple[int, int] | None = None, layer: str | None = None) -> AttributionMap:
+    """The `method` map of logit `target` for one input x [1, C, S, S]; `peak` in `original_shape` pixels if given.
+
+    `layer` (CAMs only): None for the architecture's default (see `_split`), or "blocks.K" for a finer map.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}")
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] != 1:
@@ -185,24 +207,26 @@ def attribute(model: Any, x: torch.Tensor, target: int, method: str = "gradcam",
         raise ValueError(f"{METHOD_NAMES[method]} needs a timm model (forward_features/forward_head), not a function")
     with torch.inference_mode(False):  # gradients are needed even when the caller serves under inference_mode
         x = x.detach().float().to(m.device).clone()  # clone: a normal tensor, not the caller's inference tensor
-        return _attribute(m, x, target, method, original_shape)
+        return _attribute(m, x, target, method, original_shape, layer)
 
 
 def _attribute(m: ModelParts, x: torch.Tensor, target: int, method: str,
-               original_shape: tuple[int, int] | None) -> AttributionMap:
+               original_shape: tuple[int, int] | None, layer: str | None) -> AttributionMap:
     n = getattr(m.net, "num_classes", None)
     if n is None:
         with torch.no_grad():
             n = int(m.forward(x).shape[1])
     if not 0 <= target < n:
         raise ValueError(f"target {target} is not one of the model's {n} outputs")
-    baseline = layer = None
+    baseline = None
     if method in CAM_METHODS:
-        raw, score, layer = _cam(m, x, target, method)
+        raw, score, layer = _cam(m, x, target, method, layer)
     elif method == "ig":
         raw, score, baseline = _ig(m, x, target)
     else:
         raw, score, baseline = _occlusion(m, x, target)
+    if method not in CAM_METHODS:
+        layer = None
     up = F.interpolate(F.relu(raw.detach().float())[None, None], size=x.shape[-2:], mode="bilinear",
                        align_corners=False)[0, 0].cpu().numpy()
     raw_max = float(up.max())

@@ -164,10 +164,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def randomisation_check(model: Any, x: torch.Tensor, target: int, method: str, amap: AttributionMap | None = None,
-                        stages: int = RANDOMISED_STAGES, seed: int = 0) -> Randomisation:
+                        stages: int = RANDOMISED_STAGES, seed: int = 0, layer: str | None = None) -> Randomisation:
     """Cascading model randomisation on a deep copy; passes when the most randomised map has ρ < the threshold."""
     network = _network(model)
-    trained = amap or attribute(model, x, target, method)
+    trained = amap or attribute(model, x, target, method, layer=layer)
     if trained.raw_max == 0:
         return Randomisation([], SIMILARITY_THRESHOLD, None, f"Not applicable: the {METHOD_NAMES[method]} map shows "
                              f"no evidence for {trained.target_label}, so there is nothing to compare.")
@@ -182,7 +182,7 @@ def randomisation_check(model: Any, x: torch.Tensor, target: int, method: str, a
         for module in modules:
             _reinitialise(module, g)
         names.append(name)
-        changed = attribute(twin, x, target, method).map
+        changed = attribute(twin, x, target, method, layer=layer).map
         done.append(Stage(" → ".join(names), spearman(trained.map, changed), ssim(trained.map, changed)))
     last = done[-1]
     passed = last.spearman < SIMILARITY_THRESHOLD
@@ -273,9 +273,11 @@ def pointing_game(amap: AttributionMap, boxes: Sequence[Any], tolerance: float =
 
 def trust_report(model: Any, x: torch.Tensor, target: int, method: str = "gradcam", *,
                  amap: AttributionMap | None = None, boxes: Sequence[Any] = (),
-                 original_shape: tuple[int, int] | None = None) -> TrustReport:
-    """All three checks for one finding of one image; pass `amap` when the page already computed it."""
-    amap = amap or attribute(model, x, target, method, original_shape)
+                 original_shape: tuple[int, int] | None = None, layer: str | None = None) -> TrustReport:
+    """All three checks for one finding of one image; pass `amap` when the page already computed it (and the
+    same `layer` it used)."""
+    amap = amap or attribute(model, x, target, method, original_shape, layer)
     curves = deletion_insertion(model, x, target, amap)
     return TrustReport(method, amap.target_label, curves.deletion[0], amap.raw_max,
-                       randomisation_check(model, x, target, method, amap), curves, pointing_game(amap, boxes))
+                       randomisation_check(model, x, target, method, amap, layer=layer), curves,
+                       pointing_game(amap, boxes))
