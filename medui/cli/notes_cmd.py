@@ -15,12 +15,13 @@ from medui.cli.common import CliError, Result, cli_actor, table
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "notes", parents=[json_parent], help="clinical note extraction (or `notes synth` for training notes)",
-        description="Reads UTF-8 .txt notes (or .jsonl / .csv files with a `text` column, one note per row) and prints "
+        description="Reads UTF-8 .txt notes (also .docx, or PDF with a text layer; .jsonl / .csv batches with a `text` "
+        "column, one note per row, optionally a `patient` column) and prints "
         "problems with assertion and ICD-10-CM candidates, medications with DrugBank/MeSH codes and their dose, route "
         "and frequency, tests and procedures. `notes synth --n N --seed S --out FILE.jsonl` writes synthetic notes "
         "with gold entity spans instead.")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="note files, or `synth` to generate training notes")
-    parser.add_argument("--save", action="store_true", help="store each result in the database (needs --patient)")
+    parser.add_argument("--save", action="store_true", help="store each result in the database (needs --patient; a batch row's own patient wins)")
     parser.add_argument("--patient", metavar="ID", help="patient identifier the saved results belong to")
     parser.add_argument("--decode-errors", choices=["strict", "replace"], default="strict",
                         help="non-UTF-8 bytes: refuse the file (strict, default) or read them as U+FFFD (replace)")

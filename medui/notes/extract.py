@@ -22,7 +22,9 @@ from torch import nn
 
 MODEL_NAME = "notes-ner"
 MAX_CHARS = 5 * 1024 * 1024  # the upload limit for a text note (medui.uploads): longer is refused, not truncated
-OVERLAP = 32  # tokens shared by neighbouring windows; each side keeps half, so every token sees >= 16 of context
+# Tokens shared by neighbouring windows (at most a quarter of the window: 15 for the shipped 64-token model); each
+# side keeps half, so a token near a window's edge is always tagged from the window where it has more context.
+OVERLAP = 32
 TOKEN_BUDGET = 8192  # padded tokens per forward pass: bounds activation memory whatever the batch
 CHUNK_CHARS = 50_000  # notes are gathered into chunks of about this much text before batching (memory, progress)
 LABELS = ("PROBLEM", "MEDICATION", "DOSAGE", "ROUTE", "FREQUENCY", "TEST", "PROCEDURE")
