@@ -231,9 +231,10 @@ def _attribute(m: ModelParts, x: torch.Tensor, target: int, method: str,
                        align_corners=False)[0, 0].cpu().numpy()
     raw_max = float(up.max())
     peak = None
-    if raw_max > 0:
-        r, c = np.unravel_index(int(up.argmax()), up.shape)
-        peak = to_original(int(r), int(c), up.shape, original_shape)
+    if raw_max > 0:  # the maximum cell of the map as computed (a CAM's coarse grid), at that cell's centre: the
+        # upsampled map has a flat top at the image edge, whose first pixel would put the peak on the border
+        r, c = np.unravel_index(int(raw.argmax()), raw.shape)
+        peak = to_original(int(r), int(c), tuple(raw.shape), original_shape or tuple(x.shape[-2:]))
     norm = (up / raw_max if raw_max > 0 else np.zeros_like(up)).astype(np.float32)
     label = m.labels[target] if m.labels and target < len(m.labels) else str(target)
     return AttributionMap(norm, raw_max, method, target, label, score, peak, baseline, layer)
