@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import time
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -157,10 +158,10 @@ def test_a_hung_decoder_is_stopped_with_a_message():
 
 
 def test_a_crashing_decoder_is_a_message_not_a_crash():
-    import os
+    import signal
 
     with pytest.raises(ImageRefused) as info:
-        bounded(os.abort, (), timeout=30)
+        bounded(signal.raise_signal, (signal.SIGKILL,), timeout=30)  # dies as a segfaulting C decoder would
     assert info.value.reason == "decode_failed" and "crashed" in str(info.value)
 
 
@@ -178,7 +179,6 @@ def test_the_decode_worker_does_not_rerun_the_main_script(tmp_path):
     """Under Streamlit __main__ is the page script, unguarded: a worker that re-imported it would run the page."""
     import subprocess
     import sys
-    from pathlib import Path
 
     script = tmp_path / "page.py"
     script.write_text("from medui.imaging import decode, read\n"
@@ -187,3 +187,25 @@ def test_the_decode_worker_does_not_rerun_the_main_script(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=root,
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert (done.returncode, done.stdout) == (0, "pylibjpeg\n"), done.stderr[-500:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path(__file__).resolve().parent.parent / "models" / "chest-findings" / "1").is_dir(),
+                    reason="models/chest-findings/1 is not shipped yet")
+def test_shipped_model_on_the_phantom_sample(cli, tmp_path):
+    from medui.imaging.analysis import labels_in_zip
+    from medui.imaging.samples import phantom_zip
+
+    path = tmp_path / "phantom-cr-study.zip"
+    path.write_bytes(phantom_zip())
+    code, results = run_json(cli, str(path), "--cam-method", "ig")
+    boxes = labels_in_zip(phantom_zip())
+    assert code == 0 and all(r["model"] == {"name": "chest-findings", "version": "1"} for r in results)
+    for entry in results:
+        truth = {b.label for b in boxes[entry["source"].rsplit("/", 1)[-1]]}
+        called = {f["label"] for f in entry["findings"] if f["probability"] >= 0.5}
+        assert called == truth, entry["source"]  # the sample's six images: nodules, effusions, both, normals
+    nodules = results[0]  # phantom_0000: three nodules; the IG peak lies on one of them
+    row, col = nodules["cam"]["peak"]
+    assert nodules["cam"]["label"] == "nodule" and any(
+        b.x0 - 15 <= col < b.x1 + 15 and b.y0 - 15 <= row < b.y1 + 15 for b in boxes["phantom_0000.dcm"])

@@ -91,10 +91,13 @@ def test_without_a_model_the_viewer_still_works(monkeypatch, clinician_page, loa
 @pytest.mark.slow
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="models/chest-findings/1 is not shipped yet")
 def test_shipped_model_finds_the_phantoms_nodules(phantom):
-    from medui.imaging.classify import load_classifier
-
     at = phantom
-    assert not at.exception and not at.error and load_classifier() is not None
+    assert not at.exception and not at.error and not at.warning
     assert at.selectbox(key="imaging_cam_label").value == "nodule"  # phantom_0000 holds three nodules, no effusion
+    assert any("nodule: probability 100%" in c for c in texts(at.caption))
+    # Integrated Gradients: the shipped model's Grad-CAM peaks miss the phantoms' boxes (see the README's figures)
+    at.selectbox(key="imaging_cam_method").set_value("ig").run()
+    at.button(key="imaging_cam_go").click().run()
     at.button(key="imaging_trust_go").click().run()
-    assert not at.exception and "**Pointing game**: Hit" in "\n".join(texts(at.markdown))
+    verdicts = "\n".join(texts(at.markdown))
+    assert not at.exception and "**Pointing game**: Hit" in verdicts and "**Model randomisation**: Passes" in verdicts
