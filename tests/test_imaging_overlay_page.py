@@ -53,7 +53,7 @@ def test_overlay_controls(fake, phantom):
     assert not at.exception and [c for i in at.image for c in i.captions][-1] == "Grad-CAM: nodule"
     assert "Displayed image" not in [c for i in at.image for c in i.captions]
     at.checkbox(key="imaging_cam_fixed").check().run()
-    at.number_input(key="imaging_cam_scale").set_value(2.0).run()
+    at.number_input(key="imaging_cam_scale_gradcam").set_value(2.0).run()
     assert any("Full colour at 2 logit units" in c for c in texts(at.caption))
     at.selectbox(key="imaging_cam_method").set_value("ig").run()
     assert any("press the button" in i for i in texts(at.info))  # heavy maps wait for the button

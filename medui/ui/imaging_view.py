@@ -116,8 +116,10 @@ def _overlay_panel(classifier: Any, found: ImageFindings, cached: dict[str, Any]
     amap = cached["maps"][map_key]
     probability = next(f["probability"] for f in found.findings if f["label"] == label)
     fixed = st.checkbox("Fixed colour scale (compare strengths across findings and images)", key="imaging_cam_fixed")
-    scale = st.number_input("Full colour at (logit units)", min_value=0.01, value=5.0, key="imaging_cam_scale") \
-        if fixed else None
+    # Per method (their units differ by orders of magnitude); it starts at this map's peak and then stays put, so
+    # another finding or image is drawn against the same number.
+    scale = st.number_input("Full colour at (logit units)", min_value=1e-6, value=float(f"{amap.raw_max:.3g}") or 1.0,
+                            format="%.3g", key=f"imaging_cam_scale_{method}") if fixed else None
     picture = overlay(shown.image, amap, opacity, scale=scale)
     if st.checkbox("Side by side", value=True, key="imaging_cam_side"):
         one, two = st.columns(2)
