@@ -59,7 +59,7 @@ def square() -> torch.Tensor:
 
 
 def dot() -> torch.Tensor:
-    """A small bright dot: blurring it (the curves' "removed" state) lowers its peak from 1 to about 0.55."""
+    """A small bright dot: blurring it (the curves' "removed" state) flattens it into the background."""
     x = torch.full((1, 1, 64, 64), 0.1)
     x[..., 30:33, 40:43] = 1.0
     return x

@@ -35,7 +35,10 @@ POINTING_TOLERANCE_PX = 15  # the pointing game's usual tolerance (Zhang et al. 
 CURVE_STEPS = 20
 CURVE_BATCH = 8  # images per forward pass while tracing the curves (as attribution.IG_BATCH)
 FLAT_CURVES = 0.02  # a saturated model's probability barely moves: the curves then cannot tell maps apart
-BLUR_FRACTION = 1 / 45  # the "removed" image: Gaussian blur with sigma = size / 45 (5 px at 224, as in RISE)
+# The "removed" image is a Gaussian blur with sigma = size / 16 (10 px at 160). RISE blurred with sigma 5 at 224
+# (size / 45), but that leaves a phantom nodule (5-11 px across at 160 px) recognisable: the shipped model's
+# probability never moved, and every curve was flat.
+BLUR_FRACTION = 1 / 16
 
 
 @dataclass(frozen=True)
