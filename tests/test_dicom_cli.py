@@ -209,3 +209,20 @@ def test_shipped_model_on_the_phantom_sample(cli, tmp_path):
     row, col = nodules["cam"]["peak"]
     assert nodules["cam"]["label"] == "nodule" and any(
         b.x0 - 15 <= col < b.x1 + 15 and b.y0 - 15 <= row < b.y1 + 15 for b in boxes["phantom_0000.dcm"])
+
+
+def test_efficientnet_lite0_cams_read_the_stride_16_block(phantoms):
+    """The shipped backbone's last stage is too coarse to point at a nodule, so its CAMs read blocks.4;
+    IG and Occlusion have no layer, and other backbones keep their last stage."""
+    import numpy as np
+
+    from medui.imaging.analysis import cam_layer, classify_image, explain
+
+    classifier = fake_classifier()
+    assert cam_layer(classifier, "gradcam") is None  # test_efficientnet is not tf_efficientnet_lite0
+    classifier.model.hparams["backbone"] = "tf_efficientnet_lite0"
+    assert cam_layer(classifier, "gradcam") == cam_layer(classifier, "hirescam") == "blocks.4"
+    assert cam_layer(classifier, "ig") is None and cam_layer(classifier, "occlusion") is None
+    display = np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8)
+    found = classify_image(classifier, display, None)
+    assert "blocks.4" in explain(classifier, found, "nodule", "gradcam", display.shape).layer

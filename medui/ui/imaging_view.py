@@ -18,6 +18,7 @@ from medui import records
 from medui.imaging.analysis import (
     NOT_FOR_CLINICAL_USE,
     ImageFindings,
+    cam_layer,
     cam_summary,
     classify_image,
     explain,
@@ -160,7 +161,8 @@ def _trust_panel(classifier: Any, found: ImageFindings, cached: dict[str, Any], 
         with st.spinner(f"Randomising the model and tracing the curves for {amap.target_label}…"):
             cached["trust"][key] = trust_report(classifier, found.classification.input,
                                                 list(classifier.labels).index(amap.target_label), amap.method,
-                                                amap=amap, boxes=boxes or ())
+                                                amap=amap, boxes=boxes or (),
+                                                layer=cam_layer(classifier, amap.method))
     report = cached["trust"][key]
     for name, passed, verdict in report.checks():
         icon = {True: ":material/check_circle:", False: ":material/cancel:", None: ":material/remove:"}[passed]
