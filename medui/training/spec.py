@@ -49,7 +49,7 @@ class JobSpec:
     patience: int = _opt(3, "stop after this many evaluations without a better validation loss; 0 = never")
     val_fraction: float = _opt(0.15, "share of the examples held out for validation (stratified)")
     test_fraction: float = _opt(0.15, "share of the examples held out for the final test metrics (stratified)")
-    max_length: int = _opt(128, "ner: tokens per text; longer texts are truncated and their cut entities reported")
+    max_length: int = _opt(128, "ner: tokens per training window; longer texts are split into overlapping windows")
     fs: float = _opt(0.0, "ecg recordings: sampling rate (Hz) of files that have no time column and no fs in the "
                           "manifest; 0 = each must state its own")
     image_size: int = _opt(0, "image: pixels per side the images are resized to; 0 = the task default (224)")
