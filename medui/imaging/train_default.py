@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from medui.training.shipping import ship_version, temporary_home, write_manifest
 
 NAME = "chest-findings"
 IMAGE_SIZE = 160  # 5x5 last-stage maps for Grad-CAM; nodules of 1.5-3.5% of the film are 5-11 px across at 160
@@ -32,25 +29,6 @@ PHANTOM_SIZE = 384  # rendered larger, then resized like any upload
 # step, and those stages hold the object-level features a finding needs (the early ones are generic edges).
 TARGETS = r"backbone\.(blocks\.[3-6]\.\d+\.conv_(pw|pwl)|conv_head)"
 PROVENANCE_NOTE = "trained on synthetic phantom radiographs — not for clinical use"
-
-
-@contextmanager
-def _temporary_home() -> Iterator[Path]:
-    """A throw-away MEDUI_HOME (registry, jobs, database) for one run; yields a scratch folder."""
-    from medui.store import reset_engines
-
-    with tempfile.TemporaryDirectory(prefix="medui-chest-train-") as tmp:
-        old_home = os.environ.get("MEDUI_HOME")
-        os.environ["MEDUI_HOME"] = str(Path(tmp) / "home")
-        reset_engines()
-        try:
-            yield Path(tmp)
-        finally:
-            if old_home is None:
-                os.environ.pop("MEDUI_HOME", None)
-            else:
-                os.environ["MEDUI_HOME"] = old_home
-            reset_engines()
 
 
 def train(out: Path, *, n: int = 320, seed: int = 0, test_n: int = 100, test_seed: int = 1000, version: str = "1",
@@ -62,7 +40,7 @@ def train(out: Path, *, n: int = 320, seed: int = 0, test_n: int = 100, test_see
     target = Path(out) / NAME / version
     if target.exists():
         raise SystemExit(f"{target} already exists; remove it first or pass --version")
-    with _temporary_home() as tmp:
+    with temporary_home("medui-chest-train-") as tmp:
         started = time.time()
         data = generate(n, seed, tmp / "train", phantom_size)
         fresh = generate(test_n, test_seed, tmp / "fresh", phantom_size)
@@ -71,8 +49,7 @@ def train(out: Path, *, n: int = 320, seed: int = 0, test_n: int = 100, test_see
         calibration, fresh_metrics = _calibrate_and_evaluate(model, labels, spec, fresh)
         elapsed = time.time() - started
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(mv.directory, target)
-        target.chmod(0o755)  # the registry stages versions in a private temp folder; the shipped one is public
+        ship_version(mv.directory, target)
     _write_manifest(target, version, calibration, fresh_metrics, {
         "generator": "medui.imaging.phantom.generate", "seed": seed, "images": n, "phantom_size": phantom_size,
         "fresh_test": {"seed": test_seed, "images": test_n}, "training_and_evaluation_s": round(elapsed, 1)})
@@ -89,7 +66,7 @@ def recalibrate(target: Path) -> Path:
 
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
     dataset, job = manifest["provenance"]["dataset"], manifest["provenance"]["spec"]
-    with _temporary_home() as tmp:
+    with temporary_home("medui-chest-train-") as tmp:
         data = generate(dataset["images"], dataset["seed"], tmp / "train", dataset["phantom_size"])
         fresh = generate(dataset["fresh_test"]["images"], dataset["fresh_test"]["seed"], tmp / "fresh",
                          dataset["phantom_size"])
@@ -210,8 +187,7 @@ def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, 
         "calibration": f"{calibration_file}: one temperature per finding, fitted (MAP, prior on log T) on the "
                        "validation split",
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
+    write_manifest(manifest_path, manifest)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from medui.training.shipping import ship_version, temporary_home, write_manifest
 
 NAME = "ecg-rhythm"
 WIDTH = 8  # the task's default width 16 is ~1 MB of weights; 8 keeps the shipped file small and learns this fine
@@ -33,25 +32,12 @@ def train(out: Path, *, n_per_class: int = 80, seed: int = 0, version: str = "1"
     target = Path(out) / NAME / version
     if target.exists():
         raise SystemExit(f"{target} already exists; remove it first or pass --version")
-    with tempfile.TemporaryDirectory(prefix="medui-ecg-train-") as tmp:
-        old_home = os.environ.get("MEDUI_HOME")
-        os.environ["MEDUI_HOME"] = str(Path(tmp) / "home")
-        try:
-            from medui.store import reset_engines
-
-            reset_engines()
-            data = synth.write_npz(Path(tmp) / "ecg_synth.npz", n_per_class, seed, fs=fs, seconds=seconds, leads=1)
-            mv, job_id = _run(data, seed, epochs)
-            per_class_auroc = _per_class_auroc(job_id, data, list(mv.labels))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(mv.directory, target)
-            target.chmod(0o755)  # the registry stages versions in a private temp folder; the shipped one is public
-        finally:
-            if old_home is None:
-                os.environ.pop("MEDUI_HOME", None)
-            else:
-                os.environ["MEDUI_HOME"] = old_home
-            reset_engines()
+    with temporary_home("medui-ecg-train-") as tmp:
+        data = synth.write_npz(tmp / "ecg_synth.npz", n_per_class, seed, fs=fs, seconds=seconds, leads=1)
+        mv, job_id = _run(data, seed, epochs)
+        per_class_auroc = _per_class_auroc(job_id, data, list(mv.labels))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ship_version(mv.directory, target)
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["version"] = version
@@ -70,8 +56,7 @@ def train(out: Path, *, n_per_class: int = 80, seed: int = 0, version: str = "1"
         "attribution": "Integrated Gradients (captum) of the predicted class logit, from a flat zero signal after "
                        "per-lead standardisation",
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
+    write_manifest(manifest_path, manifest)
     return target
 
 
