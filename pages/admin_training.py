@@ -7,7 +7,7 @@ import streamlit as st
 
 from medui import registry
 from medui.registry import RegistryError
-from medui.training import METHODS, TASK_KINDS, jobs, monitor, runner
+from medui.training import METHODS, TASK_KINDS, compare, jobs, monitor, runner
 from medui.training.spec import JobSpec
 from medui.ui import training_view as view
 from medui.ui.models import forget_loaded_models
@@ -123,6 +123,15 @@ elif job["status"] == "succeeded":
     production = monitor.production_of(version.name)
     if production is not None and production.version != version.version:
         view.show_comparison(job["task"], version, production)
+        same_split = compare.cached_comparison(job_id)
+        if same_split is None and st.button("Compare with production on this test split"):
+            try:
+                with st.spinner(f"Running production v{production.version} on this job's test split…"):
+                    same_split = compare.compare_with_production(job_id)
+            except ValueError as exc:  # CompareError: the dataset changed, the job's files are gone
+                st.error(str(exc))
+        if same_split is not None:
+            view.show_same_split(same_split)
     if version.stage == "production":
         st.success(f"{version.name} v{version.version} is in production.")
     else:

@@ -24,6 +24,12 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
     show.add_argument("job_id")
     show.set_defaults(handler=run_show)
 
+    compare = actions.add_parser("compare", parents=[json_parent],
+                                 help="score a succeeded job's model and the production version on the job's test "
+                                      "split (cached in the job folder)")
+    compare.add_argument("job_id")
+    compare.set_defaults(handler=run_compare)
+
     cancel = actions.add_parser("cancel", parents=[json_parent],
                                 help="drop a queued job or stop a running one (its whole process group)")
     cancel.add_argument("job_id")
@@ -68,6 +74,7 @@ def _metrics_tail(log_path: str, lines: int = METRICS_LINES) -> list[dict]:
 
 
 def run_show(args: argparse.Namespace) -> Result:
+    from medui.training.compare import cached_comparison
     from medui.training.jobs import get_job
     from medui.training.runner import log_tail
 
@@ -76,6 +83,8 @@ def run_show(args: argparse.Namespace) -> Result:
     metrics = _metrics_tail(row["log_path"])
     tail = log_tail(row["log_path"])
     data = {**row, "metrics_tail": metrics, "log_tail": tail.splitlines()}
+    if row["status"] == "succeeded" and (comparison := cached_comparison(row["job_id"])):
+        data["comparison"] = comparison
     lines = [f"job {row['job_id']}: {row['status']}",
              f"  task/method: {row['task']} / {row['method']}",
              f"  created:     {row['created_at']} by {row['created_by']}",
@@ -91,6 +100,23 @@ def run_show(args: argparse.Namespace) -> Result:
     lines += ["", "last metrics:", *([json.dumps(m, sort_keys=True) for m in metrics] or ["(none)"]),
               "", "log tail:", tail or "(empty)"]
     return Result(data, "\n".join(lines))
+
+
+def run_compare(args: argparse.Namespace) -> Result:
+    from medui.training.compare import compare_with_production, why_not_compared
+    from medui.training.monitor import comparison
+
+    result = compare_with_production(args.job_id)  # CompareError (a ValueError): one line, exit 1
+    if result is None:
+        reason = why_not_compared(args.job_id)
+        return Result({"comparable": False, "reason": reason}, f"nothing to compare: {reason}")
+    if not result["comparable"]:
+        return Result(result, f"cannot compare: {result['reason']}")
+    rows = [{k: f"{v:+.4f}" if k == "difference" and v is not None else f"{v:.4f}" if isinstance(v, float) else v
+             for k, v in row.items()} for row in comparison(result["task"], result["candidate"], result["production"])]
+    return Result(result, f"{result['model']} v{result['candidate_version']} (candidate) vs "
+                          f"v{result['production_version']} (production) on the same {result['n']} test examples\n"
+                  + table(rows, ["metric", "candidate", "production", "difference", "better"]))
 
 
 def run_cancel(args: argparse.Namespace) -> Result:

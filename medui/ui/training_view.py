@@ -62,7 +62,22 @@ def show_report(task: str, metrics: dict[str, Any], trainable: int | None, total
 def show_comparison(task: str, candidate: Any, production: Any) -> None:
     rows = monitor.comparison(task, candidate.metrics, production.metrics)
     st.subheader(f"Candidate v{candidate.version} vs production v{production.version}")
+    st.caption("Registered metrics: each version measured on its own job's test split.")
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     else:
         st.info(f"Production v{production.version} has no metrics to compare with.")
+
+
+def show_same_split(result: dict[str, Any]) -> None:
+    """Both versions scored on the candidate job's test split (`medui.training.compare`)."""
+    if not result["comparable"]:
+        st.warning(f"Production v{result['production_version']} cannot be compared on this test split: "
+                   f"{result['reason']}")
+        return
+    st.markdown(f"**Same test split**: {result['n']} examples of this job's test split, both versions run on them")
+    left_out = result.get("left_out_labels")
+    if left_out:
+        st.caption(f"Scored on the shared labels {', '.join(result['labels'])} only; left out: {', '.join(left_out)}")
+    st.dataframe(pd.DataFrame(monitor.comparison(result["task"], result["candidate"], result["production"])),
+                 hide_index=True)
