@@ -71,7 +71,7 @@ def test_package_weights_map_one_to_one_onto_timm_and_register_as_safetensors():
 
 def test_spec_defaults_for_the_image_task():
     s = JobSpec(task="image")
-    assert s.data == str(SAMPLES / "image_phantoms.zip") and s.name == "image-classifier" and s.lr == 1e-3
+    assert s.data == str(SAMPLES / "image_phantoms.zip") and s.name == "chest-findings" and s.lr == 1e-3
 
 
 def test_committed_image_sample_is_the_generator_output():
@@ -141,7 +141,7 @@ def test_image_lora_registers_a_candidate_and_reloads_to_the_same_predictions(sh
     assert METRIC_KEYS <= set(result["metrics"]) and len(result["metrics"]["confusion_matrix"]) == 3
     assert len(result["metrics"]["calibration"]["bins"]) == 10
     assert result["trainable_params"] < 0.1 * result["total_params"]
-    mv = get_version("image-classifier", 1)
+    mv = get_version("chest-findings", 1)
     assert mv.stage == "candidate" and mv.base_model == "efficientnet-lite0-imagenet/1"
     assert mv.labels == ["effusion", "nodule", "normal"]
     assert {f.path for f in mv.files} == {"adapter_model.safetensors", "adapter_config.json", "architecture.json"}
@@ -161,7 +161,7 @@ def test_image_lora_registers_a_candidate_and_reloads_to_the_same_predictions(sh
 def test_image_head_only_trains_only_the_classifier(shipped_models, small_images):
     result = run_job(JobSpec(**FAST, method="head-only"))
     assert result["trainable_params"] == 1280 * 3 + 3
-    mv = get_version("image-classifier", result["version"])
+    mv = get_version("chest-findings", result["version"])
     head = load_state_dict(mv, filename="head.safetensors")
     assert set(head) == {"backbone.classifier.weight", "backbone.classifier.bias"}
     pixels, logits = _test_inputs(result["job_id"])

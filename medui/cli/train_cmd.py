@@ -45,7 +45,8 @@ def register(commands, json_parent: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", dest="image_size", type=int, help="image: pixels per side (default 224)")
     parser.add_argument("--skip-bad-rows", dest="skip_bad_rows", action="store_true", default=None,
                         help="drop malformed rows instead of failing")
-    parser.add_argument("--name", help="registry name (default: ecg-rhythm or notes-ner)")
+    parser.add_argument("--name", help="registry name (default: the name the task's page serves: ecg-rhythm, "
+                                       "chest-findings, notes-ner; mlm: notes-mlm)")
     parser.add_argument("--spec", type=Path, help="a job spec JSON file; flags override its fields")
     parser.add_argument("--resume", metavar="JOB_ID", help="continue an interrupted job from its last checkpoint")
     parser.add_argument("--actor", default=cli_actor(), help="who is recorded in the audit trail")

@@ -35,7 +35,8 @@ class JobSpec:
                          "synthetic sample")
     base: str = _opt("default", "starting weights: 'default' (ner: offline MiniLM; ecg: fresh 1-D ResNet) or a "
                                 "registered model as NAME or NAME/VERSION")
-    name: str = _opt("", "registry name of the trained model; empty = the task's default (ecg-rhythm, notes-ner)")
+    name: str = _opt("", "registry name of the trained model; empty = the name the task's clinical page serves "
+                         "(ecg-rhythm, chest-findings, notes-ner; mlm: notes-mlm)")
     epochs: float = _opt(3.0, "passes over the training split (ignored when max_steps > 0)")
     max_steps: int = _opt(0, "stop after this many optimizer steps; 0 = run `epochs` epochs")
     lr: float | None = _opt(None, "peak learning rate; empty = the task's default for the method")

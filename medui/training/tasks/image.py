@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from medui.imaging.classify import MODEL_NAME
 from medui.training.bases import BaseRef
 from medui.training.data import Examples, check_counts, settle_rejections
 from medui.training.errors import DatasetError
@@ -305,7 +306,7 @@ def binned_calibration(conf: np.ndarray, correct: np.ndarray, bins: int = CALIBR
 
 class ImageTask(TaskKind):
     name = "image"
-    default_name = "image-classifier"
+    default_name = MODEL_NAME  # the Imaging page serves this name: a promoted default-named job reaches it
     sample_path = Path(__file__).resolve().parent.parent / "samples" / "image_phantoms.zip"
     default_lr: ClassVar[dict[str, float]] = {
         "full": 3e-4, "head-only": 1e-3, "lora": 1e-3, "adalora": 1e-3, "ia3": 1e-2}
