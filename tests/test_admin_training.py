@@ -133,3 +133,27 @@ def test_comparison_pairs_metrics_by_name():
     assert by["brier"]["better"] == "candidate"  # lower is better
     assert by["f1_macro"]["candidate"] is None and by["f1_macro"]["difference"] is None
     assert by["auroc"]["production"] is None
+
+
+def test_the_report_compares_with_production_on_the_jobs_own_test_split(shipped_models):
+    from medui.training import JobSpec, run_job
+
+    fast = {"task": "ecg", "method": "full", "max_steps": 2, "batch_size": 4, "eval_steps": 2}
+    first = run_job(JobSpec(**fast))
+    registry.promote("ecg-rhythm", first["version"], actor="test")
+    spec = JobSpec(**fast, seed=5)
+    job_id = jobs.submit(spec, "boss")
+    second = run_job(spec, job_id=job_id)  # in this process; the row is finished as the runner would
+    jobs.mark_finished(job_id, "succeeded", result=jobs.result_summary(second), only_if=("queued",))
+
+    at = page_as("boss", "admin")
+    assert not at.exception and at.session_state["tr_job"] == job_id
+    assert "Registered metrics: each version measured on its own job's test split." in [c.value for c in at.caption]
+    button(at, "Compare with production on this test split").click().run()
+    assert not at.exception and not at.error
+    n = second["metrics"]["n"]
+    assert f"**Same test split**: {n} examples of this job's test split, both versions run on them" in [
+        m.value for m in at.markdown]
+    at.run()  # cached in the job folder: shown again without the button
+    assert not [b for b in at.button if b.label == "Compare with production on this test split"]
+    assert any("Same test split" in m.value for m in at.markdown)
