@@ -153,6 +153,10 @@ def _predict(task: Any, mv: ModelVersion, examples: Any, indices: list[int], spe
     from medui.training.tasks import Built
 
     model, _ = load_for_inference(mv, device="cpu")
+    multilabel = bool(getattr(model, "hparams", {}).get("multilabel"))
+    if mv.task == "image" and multilabel != bool(examples.info.get("multilabel")):
+        kinds = ("single-label", "multi-label")
+        raise ValueError(f"it is a {kinds[multilabel]} model and the dataset is {kinds[not multilabel]}")
     built = Built(model=model, processor=load_tokenizer(mv) if mv.task in ("ner", "mlm") else None)
     dataset, _ = task.encode(built, examples, indices, spec)
     logits = label_ids = None
