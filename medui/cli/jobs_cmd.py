@@ -13,7 +13,7 @@ METRICS_LINES = 5
 
 
 def register(commands, json_parent: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("jobs", help="training jobs: list, show, cancel")
+    parser = commands.add_parser("jobs", help="training jobs: list, show, compare, cancel")
     actions = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", parents=[json_parent], help="every job, newest first")
