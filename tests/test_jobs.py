@@ -49,7 +49,7 @@ def test_submit_refuses_a_bad_spec_or_dataset_without_queueing(tmp_path):
     with pytest.raises(SpecError, match="unknown method 'qlora'"):
         jobs.submit({"task": "ecg", "method": "qlora"}, "dr.a")
     (tmp_path / "e.csv").write_text("a,b\n")
-    with pytest.raises(DatasetError, match="CSV is not supported yet"):
+    with pytest.raises(DatasetError, match="needs a header with path and label columns"):
         jobs.submit({"task": "ecg", "data": str(tmp_path / "e.csv")}, "dr.a")
     job_id = jobs.submit(TINY_ECG, "dr.a", job_id="taken")
     with pytest.raises(jobs.JobError, match="job taken already exists"):
