@@ -117,3 +117,16 @@ def test_cli_compare_and_show_json(shipped_models, cli):
     assert shown["comparison"]["n"] == result["metrics"]["n"] and "log_tail" in shown
     code, _, err = cli("jobs", "compare", "nosuch")
     assert code == 1 and "job nosuch has no registered model" in err
+
+
+def test_shared_labels_pick_columns_and_examples():
+    from medui.training.compare import _on_shared
+
+    logits = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])  # production columns: c, a, x
+    # single-label data labels a, b, c: the b example is left out, columns reordered to the data's a, c
+    got, y = _on_shared(logits, np.array([0, 1, 2]), ["a", "b", "c"], ["c", "a", "x"], ["a", "c"], False)
+    assert got.tolist() == [[2.0, 1.0], [8.0, 7.0]] and y.tolist() == [0, 1]
+    # multi-label: every example stays, only the shared findings' columns and targets
+    targets = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1]])
+    got, y = _on_shared(logits, targets, ["a", "b", "c"], ["c", "a", "x"], ["a", "c"], True)
+    assert got.tolist() == [[2.0, 1.0], [5.0, 4.0], [8.0, 7.0]] and y.tolist() == [[1, 1], [0, 0], [1, 1]]
