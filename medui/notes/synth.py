@@ -20,7 +20,7 @@ from medui.notes.synth_doc import Doc
 from medui.notes.synth_sections import SENTENCES, WRITERS, Ctx, med_line, radiology_report
 from medui.notes.synth_vocab import Vocab, long_tail_drugs
 
-GENERATOR = "medui.notes.synth/2"  # bump when a change alters the notes a seed gives
+GENERATOR = "medui.notes.synth/3"  # bump when a change alters the notes a seed gives
 STYLES = ("hp", "progress", "discharge", "medlist", "narrative", "triage", "radiology")
 _STYLE_WEIGHTS = (30, 20, 18, 12, 12, 8, 6)
 _UNICODE_BITS = ("Daughter (Zoë) at bedside. ", "Seen with Spanish interpreter — Sr. Muñoz. ", "Pain 7/10 → 3/10. ",

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from medui.notes.synth_context import ALLERGENS, NORMAL_EXAM, PLAN, SOCIAL, exam_line, modifier
 from medui.notes.synth_doc import Doc, Ent
 from medui.notes.synth_vocab import Vocab
 
@@ -130,8 +131,13 @@ def _historical_sentence(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> No
     a = v.problem(historical=True)
     form = rng.randrange(6)
     if form == 0:
-        doc.say(rng.choice(("H/o ", "h/o ", "Hx of ", "History of ", "PMH significant for ", "Remote history of "))
-                + "{}. ", a)
+        lead = rng.choice(("H/o ", "h/o ", "Hx of ", "History of ", "PMH significant for ", "Remote history of "))
+        if rng.random() < 0.5:  # "Hx of DM on metformin 500 mg PO BID": the problem stops before "on"
+            ent, med = v.medication()
+            dose = [v.dosage(med)] if rng.random() < 0.5 else []
+            doc.say(lead + "{} on {}" + " {}" * len(dose) + ". ", a, ent, *dose)
+        else:
+            doc.say(lead + "{}. ", a)
     elif form == 1:
         doc.say(f"{ctx.he.capitalize()} had {{}} in {rng.randint(1995, 2023)}. ", a)
     elif form == 2:
@@ -149,9 +155,10 @@ def _present_sentence(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
     he = ctx.he.capitalize()
     form = rng.randrange(9)
     if form == 0:
-        doc.say(f"{he} reports {{}} for the past {rng.randint(2, 10)} days. ", a)
+        doc.say(f"{he} reports {modifier(rng, 0.5)}{{}} for the past {rng.randint(2, 10)} days. ", a)
     elif form == 1:
-        doc.say(rng.choice(("C/o ", "c/o ", "Complains of ", "Endorses ", "Reports ", "+ ")) + "{} and {}. ", a, b)
+        doc.say(rng.choice(("C/o ", "c/o ", "Complains of ", "Endorses ", "Reports ", "+ ")) + modifier(rng)
+                + "{} and " + modifier(rng) + "{}. ", a, b)
     elif form == 2:
         doc.say("{}" + f" started {rng.choice(('yesterday', 'this morning', '3 days ago', 'last week'))}"
                 " and has been getting worse. ", a)
@@ -162,18 +169,42 @@ def _present_sentence(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
                                                        ". Does report ")) + "{}. ",
                 Ent(a.surface, "PROBLEM", "absent"), b)
     elif form == 5:
-        doc.say("Noted to have {} on arrival. ", a)
+        doc.say(f"Noted to have {modifier(rng)}{{}} on arrival. ", a)
     elif form == 6:
         doc.say(f"Worsening {{}} over {rng.randint(2, 6)} weeks. ", a)
     elif form == 7:
         doc.say(f"{he} has had intermittent {{}}, worse with exertion. ", a)
     else:
-        doc.say("Now with {}. ", a)
+        doc.say(f"Now with {modifier(rng, 0.5)}{{}}. ", a)
+
+
+def _results_sentence(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
+    """A test named with its value or an unremarkable result (the value and reading are not part of the span)."""
+    form = rng.randrange(6)
+    if form == 0:
+        doc.say("{}" + rng.choice((" unremarkable. ", " within normal limits. ", " normal. ", " pending. ",
+                                   " stable. ", " reviewed. ")), v.test())
+    elif form == 1:
+        doc.say(rng.choice(("Will check {} and {}. ", "{} and {} ordered. ", "Trend {} and {}. ",
+                            "Repeat {} and {} tomorrow. ")), v.test(), v.test())
+    elif form == 2:
+        doc.say("{}" + rng.choice((f" {rng.randint(18, 35) / 10}", f" {rng.randint(70, 140) / 10}",
+                                   f" {rng.randint(4, 15) / 10}")) + rng.choice((", therapeutic. ", ", stable. ",
+                                                                                 " today. ", ". ")), v.test("lab"))
+    elif form == 3:
+        doc.say("{}" + rng.choice((": normal sinus rhythm. ", " showed sinus rhythm, no acute changes. ",
+                                   ": no acute cardiopulmonary process. ", " with EF 55-60%. ", " clear. ",
+                                   " without acute findings. ")), v.test())
+    elif form == 4:
+        doc.say(rng.choice(("Obtain {} prior to discharge. ", "Check {} in 1 week. ", "Ordered {}. ")), v.test())
+    else:
+        doc.text(rng.choice(PLAN))
 
 
 SENTENCES: dict[str, Callable[[Doc, Vocab, random.Random, Ctx], None]] = {
     "present": _present_sentence, "absent": _absent_sentence, "possible": _possible_sentence,
     "hypothetical": _hypothetical_sentence, "family": _family_sentence, "historical": _historical_sentence,
+    "results": _results_sentence,
 }
 
 
@@ -253,7 +284,10 @@ def allergies(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
         return
     for i in range(rng.randint(1, 3)):
         doc.text(", " if i else "")
-        doc.ent(v.medication()[0])
+        if rng.random() < 0.3:  # a food or environmental allergen is neither a medication nor a problem
+            doc.text(rng.choice(ALLERGENS))
+        else:
+            doc.ent(v.medication()[0])
         if rng.random() < 0.6:  # the reaction happened in the past: a present, historical problem
             reaction = rng.choice(("rash", "hives", "angioedema", "anaphylaxis", "nausea", "itching", "swelling"))
             doc.say(rng.choice((" ({})", " - {}", ": {}")), Ent(reaction, "PROBLEM", historical=True))
@@ -274,12 +308,12 @@ def family_history(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
 
 
 def social_history(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
-    doc.text(rng.choice(("Lives with spouse. ", "Lives alone in an apartment. ", "Retired teacher. ",
-                         "Works as an electrician. ", "Lives with daughter. ")))
-    form = rng.randrange(5)
+    for line in rng.sample(SOCIAL, rng.randint(1, 4)):
+        doc.text(line)
+    form = rng.randrange(8)  # most social histories name no diagnosis
     if form == 0:
         doc.say("{}" + rng.choice((", 1 ppd x 20 years. ", ", half a pack a day. ")),
-                Ent(rng.choice(("Current smoker", "Tobacco abuse", "smoker")), "PROBLEM"))
+                Ent(rng.choice(("Current smoker", "Tobacco abuse", "Tobacco use disorder")), "PROBLEM"))
     elif form == 1:
         doc.say(rng.choice(("Denies ", "No ")) + "{}. ", Ent(rng.choice(("alcohol abuse", "EtOH abuse", "tobacco use")),
                                                            "PROBLEM", "absent"))
@@ -287,9 +321,6 @@ def social_history(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
         doc.say("H/o {}" + f", sober since {rng.randint(2000, 2023)}. ",
                 Ent(rng.choice(("alcohol dependence", "alcohol use disorder", "opioid use disorder")), "PROBLEM",
                     historical=True))
-    else:
-        doc.text(rng.choice(("Former smoker, quit 2010. ", "Never smoker. ", "Drinks 2-3 beers on weekends. ",
-                             "No illicit drug use. ", "Occasional wine. ")))
     doc.text("\n")
 
 
@@ -315,17 +346,21 @@ def physical_exam(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
     doc.text(rng.choice(("Vitals: ", "VS: ", "")))
     for name, value in rng.sample(vitals, rng.randint(2, 5)):
         doc.say("{}" + value + rng.choice((", ", "  ", " | ")), v.named_test(name))
-    doc.text("\n" + rng.choice(("Gen: NAD, alert. ", "General: well-appearing, in no distress. ", "GEN: A&Ox3. ")))
-    doc.say("CV: RRR, no {}. ", Ent(rng.choice(("murmur", "murmurs", "heart murmur")), "PROBLEM", "absent"))
-    if rng.random() < 0.5:
+    doc.text("\n")
+    systems = rng.sample(sorted(NORMAL_EXAM), rng.randint(3, 7))
+    for system in systems:
+        doc.text(exam_line(rng, system) + ("\n" if rng.random() < 0.6 else ""))
+    if rng.random() < 0.6:
+        doc.say("CV: RRR, no {}. ", Ent(rng.choice(("murmur", "murmurs", "heart murmur")), "PROBLEM", "absent"))
+    if rng.random() < 0.3:
         doc.say("Lungs: " + rng.choice(("{} at the bases. ", "scattered {}. ")),
                 Ent(rng.choice(("wheezing", "wheezes")), "PROBLEM"))
-    else:
+    elif rng.random() < 0.5:
         doc.say("Lungs: CTAB, no {}. ", Ent(rng.choice(("wheezing", "wheezes")), "PROBLEM", "absent"))
     edema = rng.choice(("edema", "pedal edema", "LE edema"))
-    if rng.random() < 0.5:
+    if rng.random() < 0.4:
         doc.say("Ext: no {}. ", Ent(edema, "PROBLEM", "absent"))
-    else:
+    elif rng.random() < 0.4:
         doc.say("Ext: " + rng.choice(("trace {}. ", "2+ pitting {} to the knees. ")), Ent(edema, "PROBLEM"))
     doc.text("\n")
 
@@ -369,8 +404,10 @@ def assessment_plan(doc: Doc, v: Vocab, rng: random.Random, ctx: Ctx) -> None:
         doc.say(lead_template if numbered else "{}: ", lead)
         for kind in rng.sample(("possible", "absent", "historical", "present"), rng.randint(0, 2)):
             SENTENCES[kind](doc, v, rng, ctx)
-        plan = rng.randrange(4)
-        if plan == 0:
+        plan = rng.randrange(7)
+        if plan >= 4:  # management without a test, drug or procedure
+            doc.text(" ".join(rng.sample(PLAN, rng.randint(1, 2))))
+        elif plan == 0:
             doc.say("Obtain {} and {}. ", v.test(), v.test())
         elif plan == 1:
             ent, med = v.medication()

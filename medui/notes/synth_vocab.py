@@ -27,6 +27,14 @@ _HEAD_PROBLEM_NAMES = (
     "osteoarthritis", "chest pain", "shortness of breath", "fever", "cough", "nausea", "abdominal pain",
     "headache", "pneumonia", "urinary tract infection", "breast cancer", "acute myocardial infarction",
 )
+# Abbreviations clinicians write far more often than the spelled-out test (lexicon surface forms), drawn often.
+_COMMON_TESTS = ("CBC", "BMP", "CMP", "INR", "PT/INR", "CXR", "ECG", "EKG", "TTE", "echo", "Hgb", "LFTs", "DEXA", "A1c",
+                 "TSH", "UA", "BNP", "troponin", "lipid panel", "CT chest", "head CT", "chest X-ray", "urinalysis",
+                 "PFTs", "ABG", "lactate", "blood cultures", "CT A/P", "MRI brain", "renal US", "eGFR", "WBC", "K",
+                 "Cr", "BUN", "Na", "Mg", "Plt", "ESR", "CRP")
+# Short upper-case problem forms ("HTN", "T2DM", "CHF"): drawn often enough that an abbreviation alone never means TEST.
+_PROBLEM_ABBREVIATIONS = tuple(sorted({(p.canonical, s) for p in PROBLEMS.values() for s in p.synonyms
+                                       if 2 <= len(s) <= 6 and sum(c.isupper() for c in s) >= 2}))
 RELATIVES = ("mother", "father", "sister", "brother", "maternal grandmother", "paternal grandfather", "aunt",
              "uncle", "son", "daughter", "maternal uncle", "paternal aunt", "grandmother", "grandfather")
 
@@ -72,6 +80,8 @@ class Vocab:
 
     def problem(self, assertion: str = "present", historical: bool = False, kind: str | None = None) -> Ent:
         """A PROBLEM; kind "disease", "symptom" or "finding" narrows it (symptoms for denied lists and ROS)."""
+        if kind in (None, "disease") and self.rng.random() < 0.2:
+            return Ent(self.rng.choice(_PROBLEM_ABBREVIATIONS)[1], "PROBLEM", assertion, historical)
         if kind is None and self.rng.random() < 0.3:
             chosen = self.rng.choice(self.head)
         else:
@@ -116,6 +126,8 @@ class Vocab:
         return Ent(self.rng.choice(_COMMON_FREQ if self.rng.random() < 0.7 else tuple(FREQUENCIES)), "FREQUENCY")
 
     def test(self, kind: str | None = None) -> Ent:
+        if kind is None and self.rng.random() < 0.25:
+            return Ent(self.rng.choice(_COMMON_TESTS), "TEST")
         terms = [t for t in TESTS.values() if kind is None or t.kind == kind]
         chosen = self.rng.choice(terms)
         # One- and two-letter forms ("T", "K", "Na") read as tests only inside a vitals or labs line.
