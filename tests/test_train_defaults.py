@@ -39,3 +39,13 @@ def test_chest_findings_trainer_ships_a_calibrated_version(tmp_path):
     manifest = _shipped(target)
     assert (target / "calibration.json").is_file()
     assert "calibration.json" in {f["path"] for f in manifest["files"]}
+
+
+@pytest.mark.slow
+def test_notes_ner_trainer_ships_a_version_with_its_spec(tmp_path):
+    from medui.notes import train_default
+
+    target = train_default.train(tmp_path, n=40, max_steps=2, version="9")
+    manifest = _shipped(target)
+    assert set(manifest["labels"]) == set(train_default.LABELS)
+    assert manifest["provenance"]["spec"]["max_steps"] == 2

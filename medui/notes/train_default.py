@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from medui.training.shipping import ship_version, temporary_home, write_manifest
 
 NAME = "notes-ner"
 LABELS = ("PROBLEM", "MEDICATION", "DOSAGE", "ROUTE", "FREQUENCY", "TEST", "PROCEDURE")
@@ -44,34 +43,22 @@ def train(out: Path, *, n: int = DEFAULTS["n"], seed: int = DEFAULTS["seed"], ve
     target, generated = Path(out) / NAME / version, data is None
     if target.exists():
         raise SystemExit(f"{target} already exists; remove it first or pass --version")
-    with tempfile.TemporaryDirectory(prefix="medui-notes-train-") as tmp:
-        old_home = os.environ.get("MEDUI_HOME")
-        os.environ["MEDUI_HOME"] = str(Path(tmp) / "home")
-        try:
-            from medui.registry import get_version
-            from medui.store import reset_engines
-            from medui.training import run_job
+    with temporary_home("medui-notes-train-") as tmp:
+        from medui.registry import get_version
+        from medui.training import run_job
 
-            reset_engines()
-            if generated:
-                from medui.notes import synth
+        if generated:
+            from medui.notes import synth
 
-                data = Path(tmp) / DATA_FILE
-                synth.write_jsonl(data, n, seed)
-            result = run_job(job_spec(Path(data), seed=seed, max_steps=max_steps), actor="train_default")
-            mv = get_version(result["model"], result["version"])
-            missing = sorted(set(LABELS) - set(mv.labels))
-            if generated and missing:
-                raise SystemExit(f"the training data has no {', '.join(missing)} entities")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(mv.directory, target)
-            target.chmod(0o755)  # the registry stages versions in a private temp folder; the shipped one is public
-        finally:
-            if old_home is None:
-                os.environ.pop("MEDUI_HOME", None)
-            else:
-                os.environ["MEDUI_HOME"] = old_home
-            reset_engines()
+            data = tmp / DATA_FILE
+            synth.write_jsonl(data, n, seed)
+        result = run_job(job_spec(Path(data), seed=seed, max_steps=max_steps), actor="train_default")
+        mv = get_version(result["model"], result["version"])
+        missing = sorted(set(LABELS) - set(mv.labels))
+        if generated and missing:
+            raise SystemExit(f"the training data has no {', '.join(missing)} entities")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ship_version(mv.directory, target)
     _write_manifest(target, version, n=n, seed=seed, generated=generated)
     return target
 
@@ -99,8 +86,7 @@ def _write_manifest(target: Path, version: str, *, n: int, seed: int, generated:
                      "evaluation": "metrics are the job's held-out test split of the synthetic notes; see "
                                    "medui.notes.evaluate for the hand-written development set"},
     }
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
+    write_manifest(manifest_path, manifest)
 
 
 def main(argv: list[str] | None = None) -> int:
