@@ -26,3 +26,15 @@ def fake_classifier(image_size: int = 64):
     for param in model.parameters():
         param.requires_grad_(False)  # as load_classifier leaves the shared model
     return Classifier(model, LABELS, SimpleNamespace(name="chest-findings", version="1"))
+
+
+def random_lite0(image_size: int = 128):
+    """The shipped architecture (timm tf_efficientnet_lite0 in ImageClassifier), seeded random weights."""
+    from medui.training.tasks.image import ImageTask
+
+    torch.manual_seed(0)
+    return ImageTask().fresh({"image_size": image_size}, LABELS).eval()
+
+
+def random_image(size: int = 128) -> torch.Tensor:
+    return torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(1))

@@ -10,26 +10,25 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from imaging_fake import random_image, random_lite0
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from medui.imaging.attribution import METHODS, attribute, overlay
-from medui.training.tasks.image import ImageClassifier, ImageTask
+from medui.training.tasks.image import ImageClassifier
 
 PEERS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "hirescam": HiResCAM}
 
 
 @pytest.fixture(scope="module")
 def model() -> ImageClassifier:
-    """The shipped architecture (timm tf_efficientnet_lite0 in ImageClassifier), random weights, 128 px."""
-    torch.manual_seed(0)
-    return ImageTask().fresh({"image_size": 128}, ["effusion", "nodule"]).eval()
+    return random_lite0()
 
 
 @pytest.fixture(scope="module")
 def image() -> torch.Tensor:
-    return torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(1))
+    return random_image()
 
 
 class Logits(nn.Module):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from imaging_fake import random_image, random_lite0
 from torch import nn
 
 from medui.imaging import trust
@@ -22,18 +23,17 @@ from medui.imaging.trust import (
     randomisation_check,
     trust_report,
 )
-from medui.training.tasks.image import ImageClassifier, ImageTask
+from medui.training.tasks.image import ImageClassifier
 
 
 @pytest.fixture(scope="module")
 def model() -> ImageClassifier:
-    torch.manual_seed(0)
-    return ImageTask().fresh({"image_size": 128}, ["effusion", "nodule"]).eval()
+    return random_lite0()
 
 
 @pytest.fixture(scope="module")
 def image() -> torch.Tensor:
-    return torch.rand(1, 1, 128, 128, generator=torch.Generator().manual_seed(1))
+    return random_image()
 
 
 class Bright(nn.Module):
