@@ -142,7 +142,7 @@ def test_works_when_the_caller_serves_under_inference_mode(model, image):
 
 
 def test_score_is_the_models_logit(model, image):
-    """The CAM path re-does ImageClassifier's input normalisation; it must give the model's own logits."""
+    """The CAM path feeds the backbone through ImageClassifier.normalise; it must give the model's own logits."""
     with torch.no_grad():
         logits = model(image).logits[0]
     for target in (0, 1):

@@ -68,14 +68,9 @@ def resolve(source: Any) -> ModelParts:
         labels, source = list(source.labels), source.model
     param = next(source.parameters(), None) if isinstance(source, nn.Module) else None
     device = param.device if param is not None else torch.device("cpu")
-    if isinstance(source, nn.Module) and hasattr(source, "backbone") and hasattr(source, "std"):
+    if isinstance(source, nn.Module) and hasattr(source, "backbone") and hasattr(source, "normalise"):
         model = source
-
-        def prep(x: torch.Tensor) -> torch.Tensor:  # mirrors ImageClassifier.forward (a test pins the two together)
-            x = x.float()
-            return ((x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x) - model.mean) / model.std
-
-        return ModelParts(lambda x: model(x).logits, model.backbone, prep, labels, device)
+        return ModelParts(lambda x: model(x).logits, model.backbone, model.normalise, labels, device)
     if isinstance(source, nn.Module) and hasattr(source, "forward_features") and hasattr(source, "forward_head"):
         return ModelParts(source, source, lambda x: x, labels, device)
     if callable(source):

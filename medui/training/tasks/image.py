@@ -121,13 +121,17 @@ class ImageClassifier(nn.Module):
                     module.eval()
         return self
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
-        from transformers.modeling_outputs import SequenceClassifierOutput
-
+    def normalise(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Grey or RGB in [0, 1] -> the backbone's input: grey replicated to 3 channels, backbone mean/std applied."""
         x = pixel_values.float()
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        logits = self.backbone((x - self.mean) / self.std)
+        return (x - self.mean) / self.std
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> Any:
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        logits = self.backbone(self.normalise(pixel_values))
         loss = None
         if labels is not None:  # multi-label: one independent sigmoid per finding; else one softmax over classes
             loss = F.binary_cross_entropy_with_logits(logits, labels.float()) if self.hparams.get("multilabel") \

@@ -29,6 +29,7 @@ from medui.training.bases import BaseRef
 from medui.training.data import Examples
 from medui.training.errors import DatasetError, SpecError
 from medui.training.tasks.base import Built, TaskKind, text_tokenizer
+from medui.training.tasks.ner import EncodedRows
 
 MLM_PROBABILITY = 0.15
 METHODS = ("full", "lora")
@@ -36,17 +37,6 @@ HEAD_SEED = 0  # the untrained MLM head's initialisation (see the module docstri
 MLM_HEAD_NOTE = ("base ships BertModel weights only: the MLM head transform layer and bias started untrained "
                  f"(seed {HEAD_SEED}), the decoder is tied to the word embeddings")
 TEXT_SUFFIXES = (".txt",)
-
-
-class _Encoded(Dataset):
-    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return self.rows[i]
 
 
 class MaskedLM(nn.Module):
@@ -212,7 +202,7 @@ class MlmTask(TaskKind):
     def encode(self, built: Built, examples: Examples, indices: list[int], spec: Any) -> tuple[Dataset, list]:
         rows = [dict(built.processor(examples.items[i]["text"], truncation=True, max_length=spec.max_length))
                 for i in indices]
-        return _Encoded(rows), []
+        return EncodedRows(rows), []
 
     def collator(self, built: Built) -> Callable:
         from transformers import DataCollatorForLanguageModeling

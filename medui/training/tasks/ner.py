@@ -31,7 +31,9 @@ _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 WINDOW_OVERLAP = 32  # tokens shared by consecutive windows of a long text (at most a quarter of max_length)
 
 
-class _Encoded(Dataset):
+class EncodedRows(Dataset):
+    """Tokenised rows (input_ids, attention_mask, labels…) as a torch Dataset; the mlm task uses it too."""
+
     def __init__(self, rows: list[dict[str, list[int]]]) -> None:
         self.rows = rows
 
@@ -207,7 +209,7 @@ class NerTask(TaskKind):
                        f"{spec.max_length} tokens; dropped" for n, e in enumerate(item["entities"]) if n not in placed]
             where = item.get("where", f"line {item['line']}")
             problems += [{"row": item["line"], "reason": f"{where}: {issue}"} for issue in issues]
-        return _Encoded(rows), problems
+        return EncodedRows(rows), problems
 
     def collator(self, built: Built) -> Callable:
         from transformers import DataCollatorForTokenClassification
