@@ -43,11 +43,9 @@ def _per_minute_rate(peaks: np.ndarray, fs: float, minutes: int) -> list[float |
     """Mean heart rate of each minute (from the RR intervals ending in it); None for a minute without two beats."""
     rr_s = np.diff(peaks) / fs
     minute = (peaks[1:] / fs // 60).astype(int)
-    out: list[float | None] = []
-    for m in range(minutes):
-        inside = rr_s[minute == m]
-        out.append(_num(60.0 / inside.mean(), 1) if len(inside) else None)
-    return out
+    count = np.bincount(minute, minlength=minutes)
+    total = np.bincount(minute, weights=rr_s, minlength=minutes)
+    return [_num(60.0 * c / t, 1) if c else None for c, t in zip(count[:minutes], total[:minutes])]
 
 
 def _hours(peaks: np.ndarray, fs: float, per_minute: list[float | None], duration_s: float) -> list[dict[str, Any]]:
