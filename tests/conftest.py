@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
@@ -124,3 +129,57 @@ def one_job_slot(monkeypatch):
             pass
         child.wait(timeout=10)
     runner._children.clear()
+
+
+# Real-browser fixtures (helpers in tests/browser_harness.py).
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """A fresh MedUI on a free port, with its own MEDUI_HOME; yields (base url, terminal log path, env)."""
+    home = tmp_path_factory.mktemp("browser_home")
+    log = home / "terminal.log"
+    port = free_port()
+    env = {**os.environ, "MEDUI_HOME": str(home)}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("streamlit did not start:\n" + log.read_text()) from None
+                time.sleep(0.5)
+        yield base, log, env
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def browser_page(chromium, request):
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    yield tab
+    call = getattr(request.node, "rep_call", None)  # set by the hook in conftest.py
+    if call is None or call.failed:
+        out = ROOT / "test-output" / request.node.name
+        out.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(out / "failure.png"), full_page=True)
+    context.close()
