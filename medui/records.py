@@ -48,16 +48,17 @@ def _patient_id(session, identifier: str | None, actor: str) -> int | None:
 
 def save_analysis(kind: str, result: dict[str, Any], *, created_by: str, input_sha256: str,
                   patient: str | None = None, model_name: str | None = None, model_version: str | None = None) -> int:
-    """Store one result and audit it; returns the analysis id."""
+    """Store one result and its audit event in one transaction (a crash keeps both or neither); returns the
+    analysis id. A batch is saved one call per analysis, as the Notes page does: each saved note stays saved
+    whatever happens to the notes after it."""
     with session_scope() as session:
         row = Analysis(kind=kind, patient_id=_patient_id(session, patient, created_by), input_hash=input_sha256,
                        model_name=model_name, model_version=model_version, result=result, created_by=created_by)
         session.add(row)
         session.flush()
-        analysis_id = row.id
-    audit.record(created_by, "analysis", patient=patient, kind=kind, analysis_id=analysis_id,
-                 model=f"{model_name}:{model_version}" if model_name else None)
-    return analysis_id
+        audit.append(session, created_by, "analysis", patient=patient, kind=kind, analysis_id=row.id,
+                     model=f"{model_name}:{model_version}" if model_name else None)
+        return row.id
 
 
 def _records(*conditions, limit: int) -> list[AnalysisRecord]:

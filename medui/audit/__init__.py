@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from medui.store import session_scope
 from medui.store.models import AuditEvent, AuditHead
@@ -39,18 +40,25 @@ def record(actor: str, action: str, outcome: str = "success", patient: str | Non
 
     `detail` holds identifiers and counts only, never note text or other PHI.
     """
+    with session_scope() as session:
+        append(session, actor, action, outcome, patient, **detail)
+
+
+def append(session: Session, actor: str, action: str, outcome: str = "success", patient: str | None = None,
+           **detail: Any) -> None:
+    """Append one event inside the caller's transaction: it commits with the work it describes, or not at all
+    (a stored analysis is never left without its audit event by a crash between two commits)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
     detail = json.loads(json.dumps(detail, default=str))
-    with session_scope() as session:
-        # The row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) serialises writers on the chain's head.
-        head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
-        seq = head.count + 1
-        now = datetime.now(timezone.utc)
-        row_hash = _row_hash(seq, now, actor, action, outcome, patient, detail, head.last_hash)
-        session.add(AuditEvent(id=seq, created_at=now, actor=actor, action=action, outcome=outcome,
-                               patient=patient, detail=detail, prev_hash=head.last_hash, row_hash=row_hash))
-        head.last_hash, head.count = row_hash, seq
+    # The row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) serialises writers on the chain's head.
+    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
+    seq = head.count + 1
+    now = datetime.now(timezone.utc)
+    row_hash = _row_hash(seq, now, actor, action, outcome, patient, detail, head.last_hash)
+    session.add(AuditEvent(id=seq, created_at=now, actor=actor, action=action, outcome=outcome,
+                           patient=patient, detail=detail, prev_hash=head.last_hash, row_hash=row_hash))
+    head.last_hash, head.count = row_hash, seq
 
 
 @dataclass
