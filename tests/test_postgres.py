@@ -1,75 +1,67 @@
 """The same store, accounts, audit chain and registry on PostgreSQL, through MEDUI_DATABASE_URL alone.
 
-A throwaway PostgreSQL cluster is started for this module (Debian's `postgresql` package; .ci/run installs it).
+On the PostgreSQL pass (MEDUI_TEST_DATABASE_URL, see tests/pg_cluster.py) conftest already gives each test its own
+database; otherwise this module starts a throwaway cluster (Debian's `postgresql` package; .ci/run installs it).
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
 
+import pg_cluster
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 
 from medui import audit, auth, records, registry
-from medui.store import engine, reset_engines, session_scope
+from medui.store import alembic_config, engine, reset_engines, session_scope
 from medui.store.models import AuditEvent, AuditHead, Base
 
 pytestmark = pytest.mark.slow
 
 
-def _pg_bin(tool: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"))
-    return found[-1] if found else shutil.which(tool)
-
-
 @pytest.fixture(scope="module")
 def postgres_url():
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
+    """This module's own database, or None where conftest provides one per test."""
+    if os.environ.get("MEDUI_TEST_DATABASE_URL"):
+        yield None
+        return
+    if not pg_cluster.available():
         pytest.skip("no PostgreSQL server binaries (apt-get install postgresql); .ci/run installs them")
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder = Path(tempfile.mkdtemp(prefix="medui-pg-"))
-    os.chmod(folder, 0o777)
-    data = folder / "data"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    subprocess.run([*as_postgres, initdb, "-D", str(data), "-U", "medui", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://medui@127.0.0.1:{port}/postgres"
-    finally:
+    with pg_cluster.cluster() as server:
+        yield pg_cluster.create_database(server, "medui")
         reset_engines()
-        subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
 def on_postgres(postgres_url, monkeypatch):
+    if postgres_url is None:
+        return
     monkeypatch.setenv("MEDUI_DATABASE_URL", postgres_url)
     reset_engines()
     with engine().begin() as connection:  # each test starts from empty tables and a fresh audit chain
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
         connection.execute(AuditHead.__table__.insert().values(id=1, last_hash=audit.GENESIS_HASH, count=0))
-    yield
 
 
 def test_migrations_build_the_orm_schema_on_postgres():
     with engine().connect() as connection:
         assert engine().dialect.name == "postgresql"
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_migrations_go_down_to_nothing_and_up_again_on_postgres():
+    config = alembic_config(engine())
+    command.downgrade(config, "base")
+    assert set(inspect(engine()).get_table_names()) == {"alembic_version"}
+    command.upgrade(config, "head")
+    with engine().connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    audit.record("admin", "sign_in")  # the upgrade seeded the chain's head again
+    assert audit.verify().ok
 
 
 def test_accounts_sessions_and_lockout_on_postgres(monkeypatch):
