@@ -24,6 +24,10 @@ class AuthError(Exception):
     """A refusal whose message can be shown to the user as it is."""
 
 
+class RoleRefused(AuthError, PermissionError):
+    """A signed-in account asked for an action its role does not allow."""
+
+
 @dataclass(frozen=True)
 class UserInfo:
     username: str
@@ -67,7 +71,24 @@ def _check_role(role: str) -> None:
         raise AuthError(f"Role must be one of: {', '.join(ROLES)}.")
 
 
+def require_role(actor: str, role: str, action: str) -> None:
+    """Refuse (RoleRefused, audited) unless `actor` may do an action reserved to `role`.
+
+    An actor that is an account must be active and hold the role: the web app always acts as the signed-in
+    account, so a clinician's session cannot reach an admin action even if a page forgot its own check. An actor
+    that is no account (`cli:<os user>`, `system`, a job process) is the server's operator, who already holds
+    the database and MEDUI_HOME; ':' cannot appear in a username, so `cli:` actors never collide with accounts.
+    """
+    with session_scope() as session:
+        user = session.scalars(select(User).where(User.username == actor.strip().lower())).first()
+        allowed = user is None or (user.active and user.role == role)
+    if not allowed:
+        audit.record(actor, action, "refused", reason=f"not an active {role}")
+        raise RoleRefused(f"Only an {role} may do this ({action}); {actor!r} is not one.")
+
+
 def create_user(username: str, password: str, role: str, actor: str, must_change_password: bool = False) -> UserInfo:
+    require_role(actor, "admin", "user_add")
     username = username.strip().lower()
     if not USERNAME_PATTERN.match(username):
         raise AuthError("Username must be 2-63 characters: lower-case letters, digits, '.', '_', '@' or '-'.")
@@ -108,6 +129,7 @@ def _ensure_another_admin(session, user: User) -> None:
 
 
 def set_active(username: str, active: bool, actor: str) -> None:
+    require_role(actor, "admin", "user_enable" if active else "user_disable")
     with session_scope() as session:
         user = _get(session, username)
         if not active:
@@ -121,6 +143,7 @@ def set_active(username: str, active: bool, actor: str) -> None:
 
 
 def set_role(username: str, role: str, actor: str) -> None:
+    require_role(actor, "admin", "role_change")
     _check_role(role)
     with session_scope() as session:
         user = _get(session, username)
@@ -132,6 +155,7 @@ def set_role(username: str, role: str, actor: str) -> None:
 
 def reset_password(username: str, actor: str) -> str:
     """Give the user a one-time random password that must be changed at the next sign-in."""
+    require_role(actor, "admin", "password_reset")
     temporary = random_password()
     with session_scope() as session:
         user = _get(session, username)
@@ -221,7 +245,7 @@ def ensure_initial_admin() -> str | None:
 from medui.auth.sessions import end_all_sessions, end_session, resume_session, start_session  # noqa: E402
 
 __all__ = [
-    "ROLES", "AuthError", "UserInfo", "authenticate", "change_password", "create_user", "end_all_sessions",
-    "end_session", "ensure_initial_admin", "get_user", "list_users", "reset_password", "resume_session",
-    "set_active", "set_role", "start_session", "user_for_sso",
+    "ROLES", "AuthError", "RoleRefused", "UserInfo", "authenticate", "change_password", "create_user",
+    "end_all_sessions", "end_session", "ensure_initial_admin", "get_user", "list_users", "require_role",
+    "reset_password", "resume_session", "set_active", "set_role", "start_session", "user_for_sso",
 ]

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medui import audit
+from medui.auth import require_role
 from medui.notes.assertion import VALUES as ASSERTIONS
 from medui.store import session_scope
 from medui.store.models import Analysis, Annotation, Patient
@@ -194,6 +195,7 @@ def training_rows() -> Iterator[dict[str, Any]]:
 
 def training_jsonl(actor: str) -> tuple[str, int]:
     """The reviewed notes as fine-tuning JSONL (task `ner`) and how many there are; the export is audited."""
+    require_role(actor, "admin", "annotations_export")
     rows = [json.dumps(row, ensure_ascii=False) for row in training_rows()]
     audit.record(actor, "annotations_export", notes=len(rows))
     return "".join(line + "\n" for line in rows), len(rows)

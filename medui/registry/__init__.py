@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from medui import audit
 from medui import config as _config
+from medui.auth import require_role
 from medui.registry.importer import read_source
 from medui.registry.manifest import (
     MANIFEST,
@@ -182,6 +183,7 @@ def _verified(mv: ModelVersion, actor: str, action: str) -> None:
 
 def promote(name: str, version: str | int, actor: str, note: str = "") -> ModelVersion:
     """Make a verified version the production one; the previous production version is archived."""
+    require_role(actor, "admin", "model_promote")
     mv = get_version(name, version)
     if note.startswith(("[rollback]", "[baseline]")):
         raise RegistryError("a promotion note may not start with '[rollback]' or '[baseline]'")
@@ -219,6 +221,7 @@ def _history_stack(name: str) -> list[str]:
 
 def rollback(name: str, actor: str) -> ModelVersion:
     """Put back the version that was in production before the current one; the current one is archived."""
+    require_role(actor, "admin", "model_rollback")
     current = get_version(name)
     present = {mv.version for mv in list_versions(name)}
     stack = _history_stack(name)
@@ -340,6 +343,7 @@ def register_version(name: str, task: str, files: dict[str, Path], *, base_model
 def import_model(path: Path, task: str, actor: str, name: str | None = None,
                  base_model: str | None = None) -> ModelVersion:
     """Register a local Hugging Face folder or a single (timm) .safetensors file as a candidate."""
+    require_role(actor, "admin", "model_import")
     check_choice(task, TASKS, "task")
     path = Path(path).expanduser()
     source = read_source(path.resolve())

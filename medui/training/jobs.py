@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from medui.auth import require_role
 from medui.store import session_scope
 from medui.store.models import TrainingJob
 
@@ -63,6 +64,7 @@ def submit(spec: Any, actor: str, job_id: str | None = None) -> str:
     from medui.training.job import job_dir, new_job_id, validate_dataset
     from medui.training.spec import JobSpec
 
+    require_role(actor, "admin", "training_submit")
     spec = spec if isinstance(spec, JobSpec) else JobSpec.from_dict(spec)
     validate_dataset(spec)
     job_id = job_id or new_job_id(spec)
@@ -159,6 +161,7 @@ def cancel(job_id: str, actor: str, grace_s: float = 10.0) -> dict[str, Any]:
     from medui import audit
     from medui.training import runner
 
+    require_role(actor, "admin", "training_cancel")
     row = get_job(job_id)
     if row["status"] in FINISHED:
         raise JobError(f"job {job_id} already {row['status']}")
