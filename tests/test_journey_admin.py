@@ -1,0 +1,120 @@
+"""Admin journey in a real Chromium against `streamlit run`: from the first sign-in, launch a short LoRA job on the
+Training page, watch its loss curve appear while it runs, promote the new version, and see a clinician's ECG page
+serve it by name.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from browser_harness import (
+    NEW_ADMIN_PASSWORD,
+    ROOT,
+    expect_no_exception,
+    printed_admin_password,
+    require_browser,
+    sign_in,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+require_browser()
+
+JOB_TIMEOUT_MS = 150_000  # a job is its own process: torch import plus a few steps, on a loaded 2-core machine
+
+
+def _first_admin_sign_in(page, base: str, log) -> None:
+    page.goto(base)  # the first session's run starts MedUI, which prints the one-time password
+    page.get_by_label("Username").wait_for(timeout=60_000)
+    password = printed_admin_password(log)
+    sign_in(page, base, "admin", password)
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password (at least 10 characters)").fill(NEW_ADMIN_PASSWORD)
+    page.get_by_label("Repeat the new password").fill(NEW_ADMIN_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_text("Welcome, admin.").wait_for()
+
+
+def _set_number(page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")  # Streamlit commits a number input on Enter or blur
+    page.wait_for_timeout(500)
+
+
+def _nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+
+
+def test_admin_trains_watches_promotes_and_the_clinician_page_serves_the_new_version(live_server, browser_page):
+    base, log, env = live_server
+    page = browser_page
+    _first_admin_sign_in(page, base, log)
+
+    _nav(page, "Training")
+    page.get_by_role("heading", name="Training").wait_for()
+    page.get_by_text("No training jobs yet.").wait_for()
+    assert page.get_by_role("combobox", name="Task").input_value() == "ecg"  # bundled sample: 48 short strips
+    page.get_by_text("Advanced (empty = preset or task default)").click()
+    _set_number(page, "max steps", 30)  # enough logged steps (every 2, the quick-check preset) to see it running
+    _set_number(page, "eval steps", 10)
+    _set_number(page, "batch size", 8)
+    launch = page.get_by_role("button", name="Launch training")
+    launch.wait_for()
+    assert launch.is_enabled()
+    launch.click()
+    match = page.get_by_text(re.compile(r"Job \S+ launched\.")).inner_text(timeout=60_000)
+    job_id = re.search(r"Job (\S+) launched", match).group(1)
+    expect_no_exception(page)
+
+    # The live fragment redraws every 2 s: the loss chart shows up while the status still says running.
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    seen_running_with_curve = False
+    while time.monotonic() < deadline:
+        if page.get_by_text("Status: succeeded").count() or page.get_by_text("Status: failed").count():
+            break
+        if page.get_by_text("Status: running").count() and chart.count() and chart.is_visible():
+            seen_running_with_curve = True
+            break
+        page.wait_for_timeout(500)
+    assert seen_running_with_curve, "the loss curve never appeared while the job was running"
+
+    page.get_by_text("Status: succeeded").wait_for(timeout=JOB_TIMEOUT_MS)
+    expect_no_exception(page)
+    assert page.get_by_text("The job failed:").count() == 0
+    heading = page.get_by_role("heading", name=re.compile(r"Evaluation: ecg-rhythm v\S+ \(candidate\)"))
+    version = re.search(r"v(\S+) \(candidate\)", heading.inner_text()).group(1)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the finished job keeps its curves
+
+    page.get_by_text(f"Yes, every clinician will use ecg-rhythm v{version}").click()
+    page.get_by_role("button", name="Promote to production").click()
+    page.get_by_text(f"ecg-rhythm v{version} is now in production.").wait_for()
+    expect_no_exception(page)
+
+    subprocess.run([sys.executable, "-m", "medui", "users", "add", "--username", "dr.house",
+                    "--password", "Diagnostics-dept-2", "--role", "clinician"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    clinician = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    clinician.set_default_timeout(60_000)
+    try:
+        sign_in(clinician, base, "dr.house", "Diagnostics-dept-2")
+        clinician.get_by_text("Welcome, dr.house.").wait_for()
+        assert clinician.get_by_text(re.compile(rf"Models in use: .*ecg-rhythm v{re.escape(version)}\b")).count()
+        _nav(clinician, "ECG")
+        clinician.get_by_text("No files at hand? Try a sample").click()
+        clinician.get_by_role("button", name="Load sample: Atrial fibrillation strip (10 s, 2 leads)").click()
+        clinician.get_by_text(re.compile(rf"model ecg-rhythm v{re.escape(version)}, trained on")).wait_for(
+            timeout=120_000)
+        expect_no_exception(clinician)
+    except BaseException:
+        out = ROOT / "test-output" / "test_journey_admin_clinician"
+        out.mkdir(parents=True, exist_ok=True)
+        clinician.screenshot(path=str(out / "failure.png"), full_page=True)
+        raise
+    finally:
+        clinician.context.close()
+    assert job_id
