@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import struct
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -20,6 +21,9 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 _PICKLE_OPCODE = 0x80  # PROTO, the first byte of every pickle since protocol 2
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save has written zip archives (holding a pickle) since 1.6
+# One INFO line per weight file read from disk: the load test counts them to prove a model is loaded once per
+# server process, not once per session (MEDUI_LOG_LEVEL=INFO shows them; see medui.bootstrap).
+log = logging.getLogger("medui.registry")
 
 
 def sha256_file(path: Path) -> str:
@@ -159,4 +163,5 @@ def load_state_dict(mv: ModelVersion, device: str = "cpu", filename: str | None 
         if clash:
             raise RegistryError(f"{relative} repeats tensors already loaded: {sorted(clash)[:3]}")
         tensors.update(loaded)
+        log.info("loaded weights %s/%s %s from disk", mv.name, mv.version, relative)
     return tensors
