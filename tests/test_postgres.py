@@ -7,13 +7,14 @@ database; otherwise this module starts a throwaway cluster (Debian's `postgresql
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pg_cluster
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect, select, update
 
 from medui import audit, auth, records, registry
 from medui.store import alembic_config, engine, reset_engines, session_scope
@@ -105,3 +106,17 @@ def test_analyses_and_registry_stages_on_postgres(tmp_path, shipped_models):
                                    actor="test")
     registry.promote("demo", mv.version, actor="test")
     assert registry.production_versions() == {"demo": mv.version}
+
+
+def test_stored_times_read_back_in_utc_whatever_the_server_zone():
+    from datetime import date, datetime, timezone
+
+    from medui.store.models import Analysis
+
+    with session_scope() as session:  # 01:30 UTC is still the day before in the test server's zone (New York)
+        session.add(Analysis(kind="notes", input_hash="0" * 64, created_by="dr.a", result={"entities": []},
+                             created_at=datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)))
+    assert records.recent_analyses("dr.a")[0].created_at == "2026-03-02 01:30"
+    with session_scope() as session:
+        stored = session.scalars(select(Analysis.created_at)).one()
+    assert stored.utcoffset() in (None, timedelta(0)) and stored.date() == date(2026, 3, 2)

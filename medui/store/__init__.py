@@ -47,7 +47,10 @@ def engine(url: str | None = None) -> Engine:
     url = url or settings().database_url
     with _lock:
         if url not in _engines:
-            new = create_engine(url, pool_pre_ping=True)
+            # PostgreSQL hands timestamps back in the server's zone; UTC, as SQLite gives them, so shown times and
+            # day boundaries (Records' date filter) do not depend on where the server runs.
+            options = {"connect_args": {"options": "-c timezone=UTC"}} if url.startswith("postgresql") else {}
+            new = create_engine(url, pool_pre_ping=True, **options)
             if new.dialect.name == "sqlite":
                 _configure_sqlite(new)
             _engines[url] = new
