@@ -1,5 +1,12 @@
 """Crash safety: SIGKILL a process while it saves a batch of analyses, or while a training job runs, then check
-what a restart finds. Every kill here is a real SIGKILL of a real process; nothing is simulated in-process."""
+what a restart finds. Every kill here is a real SIGKILL of a real process; nothing is simulated in-process.
+
+What the product promises: a batch is saved one transaction per analysis (records.save_analysis, the analysis,
+its patient row and its audit event together), so every note reported saved stays saved and a note in flight is
+all there or not at all; SQLite runs in WAL mode with synchronous=FULL. A job's worker runs in its own session,
+so it outlives the web app; every start (app or `medui init`, through bootstrap) reconciles the job rows: a job
+whose worker is gone becomes failed with its log's tail (or succeeded if it finished meanwhile), a live one stays
+running."""
 
 from __future__ import annotations
 
@@ -164,3 +171,132 @@ def test_killing_the_writer_mid_batch_keeps_every_completed_save_and_no_partial_
         stored = check_database(expected)
         first = max(expected) + 2  # past the one in flight, which may have committed unreported
     assert stored >= len(expected) >= 10
+
+
+# The web app's side of training, in its own process: the start-up every app start runs, then the tick the Admin
+# Training page runs on each rerun (which launches queued jobs). argv[1], if given, is a folder for a stand-in
+# worker: it waits for <folder>/go, then writes a completed result.json, as a real job does when it ends.
+APP = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from medui.bootstrap import bootstrap
+    from medui.training import runner
+    from medui.training.job import job_dir
+
+    STUB = ("import sys, time, pathlib\\n"
+            "go, result = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4])\\n"
+            "while not go.exists(): time.sleep(0.05)\\n"
+            "result.write_text(sys.argv[5])\\n")
+    RESULT = '{"status": "completed", "model": "ecg-rhythm", "version": "9", "metrics": {"auroc": 0.9}}'
+    if len(sys.argv) > 1:
+        go = Path(sys.argv[1]) / "go"
+        runner.COMMAND = lambda spec, job_id, actor: [sys.executable, "-c", STUB, runner.RUN_MODULE, job_id, str(go),
+                                                      str(job_dir(job_id) / "result.json"), RESULT]
+    bootstrap()
+    while True:
+        runner.tick()
+        time.sleep(0.2)
+""")
+
+
+def start_app(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", APP, *argv], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def restart() -> None:
+    """The product's start-up path in a fresh process, as after the server came back."""
+    done = subprocess.run([sys.executable, "-m", "medui", "init"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reset_engines()
+
+
+def wait_until(condition, what: str, app: subprocess.Popen, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert app.poll() is None, f"the app process ended: {app.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s} s"
+        time.sleep(0.1)
+
+
+def kill(pid: int, group: bool = False) -> None:
+    try:
+        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie (its parent, the killed app, cannot reap it any more)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_worker_and_app_leave_a_failed_job_with_its_log_after_a_restart(one_job_slot):
+    from medui.training import jobs
+
+    job_id = jobs.submit({"task": "ecg", "method": "lora", "max_steps": 500, "batch_size": 4, "eval_steps": 500,
+                          "logging_steps": 1}, "admin.crash")
+    app = start_app()
+    worker = None
+    try:
+        log = Path(jobs.get_job(job_id)["log_path"])
+        # A real worker, killed once it is training (model built, steps about to run or running).
+        wait_until(lambda: log.is_file() and "parameters trainable" in log.read_text(), "training", app)
+        worker = jobs.get_job(job_id)["pid"]
+        kill(app.pid)  # the web app first, so nothing alive can notice the worker's end before the restart
+        app.wait(timeout=30)
+        kill(worker)
+        deadline = time.monotonic() + 30
+        while not ended(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ended(worker)
+        before = log.read_text()
+        assert jobs.get_job(job_id)["status"] == "running"  # the orphan a restart must clear
+
+        restart()
+        row = jobs.get_job(job_id)
+        assert row["status"] == "failed" and row["finished_at"]
+        assert row["error"].splitlines()[0] == "the job's process ended without a result"
+        assert row["error"].splitlines()[-1] == before.splitlines()[-1]  # the log's tail, in the row
+        assert log.read_text() == before  # the log itself is kept as it was
+        assert jobs.list_jobs("running") == []
+    finally:
+        kill(app.pid)
+        if worker:
+            kill(worker, group=True)  # and anything it started (its own process group)
+
+
+def test_a_worker_outliving_the_killed_app_stays_running_across_a_restart_and_then_succeeds(one_job_slot, tmp_path):
+    from medui.training import jobs, runner
+
+    job_id = jobs.submit({"task": "ecg", "method": "lora", "max_steps": 2}, "admin.crash")
+    app = start_app(str(tmp_path))
+    worker = None
+    try:
+        wait_until(lambda: jobs.get_job(job_id)["pid"] is not None, "worker", app, timeout_s=120)
+        worker = jobs.get_job(job_id)["pid"]
+        kill(app.pid)
+        app.wait(timeout=30)
+        assert not ended(worker)  # its own session: the app's death does not take the job with it
+
+        restart()
+        assert jobs.get_job(job_id)["status"] == "running"  # alive and still this job's process: not an orphan
+
+        (tmp_path / "go").touch()
+        deadline = time.monotonic() + 60
+        while not ended(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.tick() == {job_id: "succeeded"}  # the next page rerun records how the job ended
+        row = jobs.get_job(job_id)
+        assert row["status"] == "succeeded", row["error"]
+        assert row["result"]["model"] == "ecg-rhythm" and row["result"]["version"] == "9"
+        assert jobs.list_jobs("running") == []
+    finally:
+        kill(app.pid)
+        if worker:
+            kill(worker, group=True)  # and anything it started (its own process group)
