@@ -87,6 +87,8 @@ def latest_for_patient(patient: str, kind: str) -> AnalysisRecord | None:
 
 def get_analysis(analysis_id: int) -> AnalysisRecord | None:
     """One stored analysis by id, or None."""
+    if not 0 < analysis_id < 2**31:  # ids are 32-bit; PostgreSQL refuses a larger one (a typed ?analysis= link)
+        return None
     found = _records(Analysis.id == analysis_id, limit=1)
     return found[0] if found else None
 

@@ -120,3 +120,20 @@ def test_stored_times_read_back_in_utc_whatever_the_server_zone():
     with session_scope() as session:
         stored = session.scalars(select(Analysis.created_at)).one()
     assert stored.utcoffset() in (None, timedelta(0)) and stored.date() == date(2026, 3, 2)
+
+
+def test_a_nan_metric_is_stored_as_null():
+    analysis_id = records.save_analysis("ecg", {"hrv": {"sdnn": float("nan"), "rmssd": float("inf")}, "hr": 61.0},
+                                        created_by="dr.a", input_sha256="0" * 64, patient="bed-1")
+    assert records.get_analysis(analysis_id).result == {"hrv": {"sdnn": None, "rmssd": None}, "hr": 61.0}
+
+
+def test_an_analysis_id_beyond_32_bits_is_not_found():
+    assert records.get_analysis(2**31) is None and records.get_analysis(10**20) is None
+
+
+def test_a_patient_identifier_from_a_file_that_the_column_cannot_hold_is_audited_clipped():
+    audit.record("dr.a", "phi_reveal", patient="P" * 300)
+    audit.record("dr.a", "phi_reveal", patient="12\x0034")
+    assert [e["patient"] for e in audit.events()] == ["1234", "P" * 128]
+    assert audit.verify().ok

@@ -16,6 +16,7 @@ from medui.store.models import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
 OUTCOMES = ("success", "failure", "refused")
+MAX_PATIENT_LENGTH = AuditEvent.patient.type.length
 
 
 def _timestamp(moment: datetime) -> str:
@@ -51,6 +52,8 @@ def append(session: Session, actor: str, action: str, outcome: str = "success", 
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
     detail = json.loads(json.dumps(detail, default=str))
+    if patient:  # an identifier read from a file (DICOM PatientID) may exceed the column or hold NUL (PostgreSQL refuses)
+        patient = patient.replace("\x00", "")[:MAX_PATIENT_LENGTH]
     # The row lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) serialises writers on the chain's head.
     head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one()
     seq = head.count + 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -42,6 +45,22 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _finite(value: Any) -> Any:
+    # Hand-written: json.dumps has no hook for floats, and NaN/Infinity are not JSON (PostgreSQL refuses them).
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON columns on either backend: a NaN or infinite metric (too short a strip for HRV) is stored as null."""
+    return json.dumps(_finite(value))
+
+
 def engine(url: str | None = None) -> Engine:
     """The engine for `url` (default: the configured database), migrated to the latest schema."""
     url = url or settings().database_url
@@ -50,7 +69,7 @@ def engine(url: str | None = None) -> Engine:
             # PostgreSQL hands timestamps back in the server's zone; UTC, as SQLite gives them, so shown times and
             # day boundaries (Records' date filter) do not depend on where the server runs.
             options = {"connect_args": {"options": "-c timezone=UTC"}} if url.startswith("postgresql") else {}
-            new = create_engine(url, pool_pre_ping=True, **options)
+            new = create_engine(url, pool_pre_ping=True, json_serializer=_json_dumps, **options)
             if new.dialect.name == "sqlite":
                 _configure_sqlite(new)
             _engines[url] = new
