@@ -137,3 +137,18 @@ def test_a_patient_identifier_from_a_file_that_the_column_cannot_hold_is_audited
     audit.record("dr.a", "phi_reveal", patient="12\x0034")
     assert [e["patient"] for e in audit.events()] == ["1234", "P" * 128]
     assert audit.verify().ok
+
+
+def test_parallel_wrong_passwords_still_lock_the_account_on_postgres(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("MEDUI_MAX_FAILED_SIGNINS", "4")
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+
+    def guess(_):
+        with pytest.raises(auth.AuthError):
+            auth.authenticate("dr.grey", "wrong-password")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # without a row lock each reads the same count: no lockout
+        list(pool.map(guess, range(8)))
+    assert auth.get_user("dr.grey").locked

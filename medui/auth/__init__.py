@@ -191,7 +191,9 @@ def authenticate(username: str, password: str) -> UserInfo:
     now = datetime.now(timezone.utc)
     refusal: str | None = None
     with session_scope() as session:
-        user = session.scalars(select(User).where(User.username == username)).first()
+        # The row lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises) keeps parallel wrong guesses
+        # from each reading the same failure count, which would never reach the lockout.
+        user = session.scalars(select(User).where(User.username == username).with_for_update()).first()
         if user is None:
             verify_password(DUMMY_HASH, password)
             refusal = BAD_CREDENTIALS
