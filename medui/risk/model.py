@@ -20,15 +20,19 @@ manifest's provenance, which is readable on the models page.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from medui.risk.base import Field, RiskInputError
+
+if TYPE_CHECKING:
+    from medui.registry import ModelVersion
 
 DEFAULT_MODEL = "risk-chd"
 IG_STEPS = 64
@@ -280,6 +284,7 @@ class LoadedModel:
 
 _CACHE: dict[tuple[str, str, str, str], LoadedModel] = {}
 _CACHE_SIZE = 4
+_LOCK = threading.Lock()  # sessions run in threads: without it two first requests each read the weights
 
 
 def state_from_tensors(state: Mapping[str, torch.Tensor], n_inputs: int) -> tuple[RiskNet, dict]:
@@ -303,8 +308,18 @@ def load(name: str = DEFAULT_MODEL, version: str | int | None = None) -> LoadedM
     mv = registry.get_version(name, version)
     weights = "|".join(f"{f.path}:{f.sha256}" for f in mv.weight_files)
     key = (mv.name, mv.version, str(mv.directory), weights)
-    if key in _CACHE:
+    with _LOCK:
+        if key not in _CACHE:
+            loaded = _load(mv)
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = loaded
         return _CACHE[key]
+
+
+def _load(mv: ModelVersion) -> LoadedModel:
+    from medui import registry
+
     if mv.task != "risk":
         raise registry.RegistryError(f"{mv.name} version {mv.version} is a {mv.task} model, not a risk model")
     prov = mv.provenance
@@ -314,12 +329,8 @@ def load(name: str = DEFAULT_MODEL, version: str | int | None = None) -> LoadedM
                                      f"(spec {prov.get('feature_spec')!r})")
     state = registry.load_state_dict(mv)
     net, calibration = state_from_tensors(state, len(spec.columns))
-    loaded = LoadedModel(mv.name, mv.version, spec, net, state["preprocess.mean"], state["preprocess.scale"],
-                         calibration, dict(prov["imputation"]), dict(prov["feature_ranges"]))
-    while len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = loaded
-    return loaded
+    return LoadedModel(mv.name, mv.version, spec, net, state["preprocess.mean"], state["preprocess.scale"],
+                       calibration, dict(prov["imputation"]), dict(prov["feature_ranges"]))
 
 
 # ---------------------------------------------------------------------------------------------- inference
