@@ -62,3 +62,53 @@ def printed_admin_password(log: Path) -> str:
             return match.group(1)
         time.sleep(0.5)
     raise AssertionError("the first-start admin password was not printed:\n" + log.read_text())
+
+
+def open_page(page, title: str) -> None:
+    """Follow the sidebar link `title` and wait for the page's heading, as a clinician moves between pages."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+
+
+def upload(page, label_start: str, *files: Path) -> None:
+    """Choose `files` in the st.file_uploader whose label starts with `label_start` (as a file dialog would)."""
+    uploader = page.locator('[data-testid="stFileUploader"]').filter(has_text=label_start)
+    uploader.locator('input[type="file"]').set_input_files([str(f) for f in files])
+
+
+def set_number(page, label: str, value: float) -> None:
+    """Type into a number input and commit it (Streamlit commits on Enter or blur)."""
+    box = page.get_by_label(label, exact=True)
+    box.fill(f"{value:g}")
+    box.press("Enter")
+
+
+class Steps:
+    """Numbered screenshots of a journey, one per step (`steps("upload")` → <folder>/02-upload.png), each after
+    checking the page shows no exception and no error box; the `steps` fixture of a module decides what to keep."""
+
+    def __init__(self, page, folder: Path):
+        self.page, self.folder, self.count = page, folder, 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str) -> None:
+        self.count += 1
+        self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"))
+        expect_no_exception(self.page)
+        errors = self.page.locator('[data-testid="stAlertContentError"]')
+        assert errors.count() == 0, f"error shown at step {name}: {errors.all_inner_texts()}"
+
+
+def choose(page, label: str, option: str, tries: int = 3) -> None:
+    """Pick `option` in the selectbox `label`; a rerun that redraws the box closes its list, so open it again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        page.get_by_role("combobox", name=label).click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
