@@ -47,26 +47,33 @@ def note_result(i: int) -> dict:
             "digest": digest, "model": {"name": "notes-ner", "version": "1"}}
 
 
-# The writer: saves the batch one note at a time through records.save_analysis, exactly as the Notes page's
-# "Save N notes to the record" button does, and after each save returns appends "<i> <analysis id>" to the
-# progress file and fsyncs it, so a line there means the save was reported completed. With KILL_AT set it
-# SIGKILLs itself just before its first audit INSERT after KILL_AFTER completed saves: the worst moment for
-# a save that commits its analysis and its audit event separately.
-WRITER = textwrap.dedent("""
+# Child processes: `die_before_audit(ready)` SIGKILLs the process at its next audit INSERT once ready() is true,
+# the worst moment for work that commits its rows and their audit event separately.
+DIE_BEFORE_AUDIT = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, sys.argv[1])
+    from sqlalchemy import event
+    from medui.store import engine
+
+    def die_before_audit(ready):
+        @event.listens_for(engine(), "before_cursor_execute")
+        def _die(conn, cursor, statement, *args):
+            if ready() and statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
+                os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+# The writer: saves the batch one note at a time through records.save_analysis, exactly as the Notes page's
+# "Save N notes to the record" button does, and after each save returns appends "<i> <analysis id>" to the
+# progress file and fsyncs it, so a line there means the save was reported completed. With KILL_AFTER >= 0 it
+# dies before its first audit INSERT after that many completed saves.
+WRITER = DIE_BEFORE_AUDIT + textwrap.dedent("""
     from tests.test_crash_safety import note_result
     from medui import records
-    from medui.store import engine
-    from sqlalchemy import event
 
     progress, first, count, kill_after = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     done = 0
     if kill_after >= 0:
-        @event.listens_for(engine(), "before_cursor_execute")
-        def _die(conn, cursor, statement, *args):
-            if done >= kill_after and statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
-                os.kill(os.getpid(), signal.SIGKILL)
+        die_before_audit(lambda: done >= kill_after)
     with open(progress, "a") as out:
         for i in range(first, first + count):
             result = note_result(i)
@@ -77,6 +84,15 @@ WRITER = textwrap.dedent("""
             out.flush()
             os.fsync(out.fileno())
             done += 1
+""")
+
+# A clinician's review of a saved note (every entity rejected, as when all rows are deleted in the review table),
+# killed before its audit event is written.
+REVIEWER = DIE_BEFORE_AUDIT + textwrap.dedent("""
+    from medui.notes.corrections import save_review
+
+    die_before_audit(lambda: True)
+    save_review(int(sys.argv[2]), [], actor="dr.crash")
 """)
 
 
@@ -171,6 +187,27 @@ def test_killing_the_writer_mid_batch_keeps_every_completed_save_and_no_partial_
         stored = check_database(expected)
         first = max(expected) + 2  # past the one in flight, which may have committed unreported
     assert stored >= len(expected) >= 10
+
+
+def test_a_review_killed_before_its_audit_event_leaves_no_annotation():
+    from medui.notes.corrections import save_review
+    from medui.store.models import Annotation
+
+    analysis_id = records.save_analysis("notes", note_result(0), created_by="dr.crash", patient="P-0",
+                                        input_sha256="0" * 64)
+    child = subprocess.run([sys.executable, "-c", REVIEWER, str(ROOT), str(analysis_id)], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    reset_engines()
+
+    def stored() -> tuple[int, int]:
+        with session_scope() as session:
+            return (session.scalar(select(func.count()).select_from(Annotation)),
+                    session.scalar(select(func.count()).where(AuditEvent.action == "annotation")))
+
+    assert stored() == (0, 0)  # all of the review or none of it, never unaudited rows
+    assert save_review(analysis_id, [], actor="dr.crash")["reject"] == ENTITIES  # the review can simply be redone
+    assert stored() == (ENTITIES, 1)
 
 
 # The web app's side of training, in its own process: the start-up every app start runs, then the tick the Admin

@@ -160,7 +160,8 @@ def _check_overlaps(current: list[dict[str, Any]], found: list[dict[str, Any]]) 
 
 
 def save_review(analysis_id: int, edited: list[dict[str, Any]], *, actor: str) -> dict[str, int]:
-    """Store the changes a clinician made in the review table as annotations and audit them; counts per action."""
+    """Store the changes a clinician made in the review table as annotations and audit them, in one transaction
+    (a crash keeps both or neither); counts per action."""
     from medui.notes.extract import LABELS
 
     with session_scope() as session:
@@ -168,9 +169,10 @@ def save_review(analysis_id: int, edited: list[dict[str, Any]], *, actor: str) -
         current = effective(analysis.result.get("entities", []), load_annotations(session, [analysis_id])[analysis_id])
         found = changes(current, edited, analysis.result.get("text", ""), LABELS)
         session.add_all(Annotation(analysis_id=analysis_id, created_by=actor, **a) for a in found)
-    counts = {action: sum(a["action"] == action for a in found) for action in ("accept", "reject", "correct", "add")}
-    if found:
-        audit.record(actor, "annotation", patient=patient, analysis_id=analysis_id, **counts)
+        counts = {action: sum(a["action"] == action for a in found)
+                  for action in ("accept", "reject", "correct", "add")}
+        if found:
+            audit.append(session, actor, "annotation", patient=patient, analysis_id=analysis_id, **counts)
     return counts
 
 
