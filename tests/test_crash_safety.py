@@ -308,6 +308,25 @@ def test_a_killed_worker_and_app_leave_a_failed_job_with_its_log_after_a_restart
             kill(worker, group=True)  # and anything it started (its own process group)
 
 
+def test_a_worker_killed_under_a_running_app_is_failed_by_its_next_tick_with_the_signal_and_log(one_job_slot):
+    from medui.training import jobs, runner
+
+    job_id = jobs.submit({"task": "ecg", "method": "lora", "max_steps": 2}, "admin.crash")
+    code = "import time\nprint('step 1/500  loss 0.69', flush=True)\ntime.sleep(120)"
+    runner.start_next(lambda spec, job, actor: [sys.executable, "-c", code, runner.RUN_MODULE, job])
+    row = jobs.get_job(job_id)
+    log = Path(row["log_path"])
+    deadline = time.monotonic() + 60
+    while "step 1/500" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill(row["pid"])
+    runner._children[job_id].wait(timeout=30)
+    assert runner.tick() == {job_id: "failed"}
+    assert jobs.get_job(job_id)["error"].splitlines() == ["the job's process was killed by SIGKILL before it finished",
+                                                          "step 1/500  loss 0.69"]
+    assert log.read_text() == "step 1/500  loss 0.69\n"
+
+
 def test_a_worker_outliving_the_killed_app_stays_running_across_a_restart_and_then_succeeds(one_job_slot, tmp_path):
     from medui.training import jobs, runner
 

@@ -203,6 +203,19 @@ def _age_s(moment: str | None) -> float:
     return (datetime.now(UTC) - datetime.fromisoformat(moment)).total_seconds()
 
 
+def _ended(exit_code: int | None) -> str:
+    """How the process ended, as far as this process can tell (a negative code is the signal that killed it)."""
+    if exit_code is None:  # not our child (started before an app restart): only its absence is known
+        return "the job's process ended without a result"
+    if exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        return f"the job's process was killed by {name} before it finished"
+    return f"the job's process exited with code {exit_code}"
+
+
 def _finish(row: dict[str, Any], exit_code: int | None) -> str:
     """Mark a job whose process has ended: succeeded if its result.json says completed, else failed."""
     from medui.training.job import read_status
@@ -218,8 +231,7 @@ def _finish(row: dict[str, Any], exit_code: int | None) -> str:
     tail = log_tail(row["log_path"])
     error = status.get("error") or _last_error_line(tail)
     if not error:
-        error = (f"the job's process exited with code {exit_code}" if exit_code is not None
-                 else "the job's process ended without a result")
+        error = _ended(exit_code)
     jobs.mark_finished(job_id, "failed", error=jobs.failure_message(error, tail))
     return "failed"
 
