@@ -104,4 +104,5 @@ def _save(result: dict[str, Any], text: str, patient: str) -> None:
     analysis_id = records.save_analysis("notes", {**result, "text": text}, created_by=cli_actor(),
                                         input_sha256=records.input_hash(text.encode("utf-8")), patient=patient,
                                         model_name=result["model"]["name"], model_version=result["model"]["version"])
-    print(f"saved {result['source']} as analysis {analysis_id} for patient {patient}", file=sys.stderr)
+    # No patient identifier here: stderr of a scheduled run ends up in the system journal (a log).
+    print(f"saved {result['source']} as analysis {analysis_id}", file=sys.stderr)
