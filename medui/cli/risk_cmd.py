@@ -29,6 +29,8 @@ def read_inputs(raw: str) -> dict[str, Any]:
             raw = Path(raw[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise CliError(f"cannot read {raw[1:]}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise CliError(f"{raw[1:]} is not UTF-8 text (expected a JSON object of named inputs)") from None
     try:
         inputs = json.loads(raw)
     except json.JSONDecodeError as exc:

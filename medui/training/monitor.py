@@ -26,6 +26,8 @@ DATASET_SUFFIXES: dict[str, tuple[str, ...]] = {
 _UPLOAD_KIND = {".jsonl": "text", ".ndjson": "text", ".conll": "text", ".bio": "text", ".iob": "text",
                 ".txt": "text", ".zip": "zip", ".csv": "csv"}
 NPZ_MAX_BYTES = 512 * 2 ** 20
+# A dataset zip may hold far more files than the upload guard's default 5,000; the total is the image reader's limit.
+DATASET_ZIP_ENTRIES, DATASET_ZIP_BYTES = 200_000, 8 * 2 ** 30
 # Headline metrics, in the order reports and comparisons show them (lower is better for brier and loss).
 HEADLINE = {"ecg": ("accuracy", "f1_macro", "auroc", "brier"), "image": ("accuracy", "f1_macro", "auroc", "brier"),
             "ner": ("precision", "recall", "f1", "token_accuracy"), "mlm": ("perplexity", "loss")}
@@ -48,7 +50,7 @@ def build_spec(task: str, preset: str = "quick check", **fields_: Any) -> dict[s
 def save_upload(data: bytes, original_name: str, task: str) -> Path:
     """Check an uploaded dataset (upload guard, or a size and magic check for .npz) and keep it under
     $MEDUI_HOME/uploads/<sha256>/<safe name>; returns the saved path. UploadError for a refused file."""
-    from medui.uploads import UploadRejected, check_upload
+    from medui.uploads import UploadRejected, check_upload, inspect_zip
 
     suffix = Path(original_name or "").suffix.lower()
     allowed = DATASET_SUFFIXES.get(task, ())
@@ -65,6 +67,8 @@ def save_upload(data: bytes, original_name: str, task: str) -> Path:
     else:
         try:
             check_upload(data, original_name, _UPLOAD_KIND[suffix])
+            if suffix == ".zip":  # bombs, escaping paths and nested archives are refused before anything reads it
+                inspect_zip(data, max_entries=DATASET_ZIP_ENTRIES, max_total_bytes=DATASET_ZIP_BYTES)
         except UploadRejected as exc:
             raise UploadError(str(exc)) from None
     digest = hashlib.sha256(data).hexdigest()

@@ -337,7 +337,7 @@ def read_bytes(data: bytes, name: str, fs: float | None = None, extra: dict[str,
     if data.startswith(b"0       "):
         return read_edf(data, name, fs)
     looks = describe(data)
-    if looks != "text":
+    if looks != "text" and not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text (BOM) is read as CSV
         raise ValueError("This is not an ECG recording (CSV, WFDB, EDF or DICOM)"
                          + (f": it looks like {looks}." if looks else "."))
     if _looks_like_wfdb_header(data):

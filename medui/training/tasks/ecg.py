@@ -78,6 +78,9 @@ class EcgTask(TaskKind):
             raise DatasetError(f"{path.name}: ecg datasets are .npz files with 'signals' and 'labels' arrays, a .zip "
                                "of class folders of recordings (sinus/r1.csv) or a .csv manifest with path,label "
                                "(and optional fs) columns")
+        with path.open("rb") as handle:  # np.load reads anything that is not a zip or .npy as a pickle
+            if handle.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+                raise DatasetError(f"{path.name}: not an .npz file (NumPy's zip of arrays)")
         try:
             with np.load(path, allow_pickle=False) as npz:  # never unpickle: object arrays are refused
                 arrays = {key: npz[key] for key in npz.files}
