@@ -116,14 +116,9 @@ def add_clinicians(server: Server, count: int) -> list[str]:
 @dataclass
 class SessionResult:
     user: str
-    timings: dict[str, float] = field(default_factory=dict)  # action -> seconds
+    step: str = "start"  # the step under way, named in an error
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
     errors: list[str] = field(default_factory=list)
-
-
-async def _timed(result: SessionResult, action: str, steps) -> None:
-    start = time.monotonic()
-    await steps
-    result.timings[action] = time.monotonic() - start
 
 
 async def _idle(page) -> None:
@@ -131,22 +126,37 @@ async def _idle(page) -> None:
     await page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
 
 
-async def _check(page, result: SessionResult, where: str) -> None:
+async def _step(page, result: SessionResult, name: str, action) -> None:
+    """Time one page action (a coroutine ending when its result is on screen), then look for an exception box."""
+    result.step = name
+    start = time.monotonic()
+    await action
+    result.timings[name] = time.monotonic() - start
     await _idle(page)
     boxes = page.locator('[data-testid="stException"]')
     if await boxes.count():
-        result.errors.append(f"{where}: exception shown: {(await boxes.first.inner_text())[:200]}")
+        result.errors.append(f"{name}: exception shown: {(await boxes.first.inner_text())[:200]}")
 
 
-async def _open_sample(page, nav_title: str, heading: str, button: str, done) -> None:
+async def _sign_in(page, base: str, user: str) -> None:
+    await page.goto(base)
+    await page.get_by_label("Username").wait_for()
+    await _idle(page)
+    await page.get_by_label("Username").fill(user)
+    await page.get_by_label("Password", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_text(f"Welcome, {user}.").wait_for()
+
+
+async def _open_sample(page, nav_title: str, button: str, done) -> None:
     await page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=nav_title).click()
-    await page.get_by_role("heading", name=heading, exact=True).wait_for()
+    await page.get_by_role("heading", name=nav_title, exact=True).wait_for()
     await page.get_by_text("No files at hand? Try a sample").click()
     await page.get_by_role("button", name=button).click()
     await done.wait_for()
 
 
-async def one_session(browser, base: str, user: str, action_timeout_s: float,
+async def one_session(browser, base: str, user: str, action_timeout_s: float, session_timeout_s: float,
                       screenshots: Path | None = None) -> SessionResult:
     """Sign in, then the Risk sample and the ECG sample, in a browser context of its own; a screenshot of a
     session that went wrong goes to `screenshots`/USER.png."""
@@ -155,29 +165,16 @@ async def one_session(browser, base: str, user: str, action_timeout_s: float,
     page = await context.new_page()
     page.set_default_timeout(action_timeout_s * 1000)
     page.on("pageerror", lambda exc: result.errors.append(f"page error: {exc}"))
-    where = "sign in"
     try:
-        async def sign_in():
-            await page.goto(base)
-            await page.get_by_label("Username").wait_for()
-            await _idle(page)
-            await page.get_by_label("Username").fill(user)
-            await page.get_by_label("Password", exact=True).fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.get_by_text(f"Welcome, {user}.").wait_for()
-
-        await _timed(result, where, sign_in())
-        await _check(page, result, where)
-        where = "risk sample"
-        await _timed(result, where, _open_sample(page, "Risk", "Risk", RISK_SAMPLE,
-                                                 page.get_by_text("Calibrated 10-year CHD probability")))
-        await _check(page, result, where)
-        where = "ecg sample"
-        await _timed(result, where, _open_sample(page, "ECG", "ECG", ECG_SAMPLE,
-                                                 page.get_by_text(re.compile(r"model ecg-rhythm v\S+, trained on"))))
-        await _check(page, result, where)
+        async with asyncio.timeout(session_timeout_s):
+            await _step(page, result, "sign in", _sign_in(page, base, user))
+            await _step(page, result, "risk sample", _open_sample(
+                page, "Risk", RISK_SAMPLE, page.get_by_text("Calibrated 10-year CHD probability")))
+            await _step(page, result, "ecg sample", _open_sample(
+                page, "ECG", ECG_SAMPLE, page.get_by_text(re.compile(r"model ecg-rhythm v\S+, trained on"))))
     except Exception as exc:  # noqa: BLE001 -- a timeout or a missing element is this session's error, reported
-        result.errors.append(f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        result.errors.append(f"{result.step}: {type(exc).__name__}: {first_line}")
     finally:
         if result.errors and screenshots is not None:
             screenshots.mkdir(parents=True, exist_ok=True)
@@ -186,15 +183,15 @@ async def one_session(browser, base: str, user: str, action_timeout_s: float,
     return result
 
 
-async def _run_sessions(base: str, users: list[str], action_timeout_s: float,
+async def _run_sessions(base: str, users: list[str], action_timeout_s: float, session_timeout_s: float,
                         screenshots: Path | None) -> list[SessionResult]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            return list(await asyncio.gather(*(one_session(browser, base, u, action_timeout_s, screenshots)
-                                               for u in users)))
+            return list(await asyncio.gather(*(
+                one_session(browser, base, u, action_timeout_s, session_timeout_s, screenshots) for u in users)))
         finally:
             await browser.close()
 
@@ -207,11 +204,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_load(server: Server, sessions: int, timeout_s: float = 900, action_timeout_s: float = 240,
              screenshots: Path | None = None) -> dict:
-    """Open `sessions` concurrent signed-in sessions, each running both analyses; a summary dict."""
+    """Open `sessions` concurrent signed-in sessions, each running both analyses, every one stopped after
+    `timeout_s` (counted as an error); a summary dict."""
     users = add_clinicians(server, sessions)
     start = time.monotonic()
-    results = asyncio.run(asyncio.wait_for(_run_sessions(server.base, users, action_timeout_s, screenshots),
-                                           timeout_s))
+    # The outer limit only backs up the sessions' own: it leaves them time for a screenshot and closing.
+    results = asyncio.run(asyncio.wait_for(
+        _run_sessions(server.base, users, action_timeout_s, timeout_s, screenshots), timeout_s + 120))
     wall = time.monotonic() - start
     actions: dict[str, list[float]] = {}
     for r in results:

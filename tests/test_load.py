@@ -75,7 +75,7 @@ def test_concurrent_browser_sessions_share_one_copy_of_each_model_with_no_errors
     require_browser()
     bench = _bench()
     with bench.medui_server(tmp_path) as server:
-        summary = bench.run_load(server, SESSIONS, timeout_s=330, action_timeout_s=240,
+        summary = bench.run_load(server, SESSIONS, timeout_s=300, action_timeout_s=240,
                                  screenshots=ROOT / "test-output" / "test_load")
     bench.print_table(summary)  # shown with -s or on failure: p50/p95 per action, peak RSS
 
