@@ -70,12 +70,12 @@ def test_first_requests_at_once_read_each_models_weights_once(monkeypatch, caplo
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(480)
 def test_concurrent_browser_sessions_share_one_copy_of_each_model_with_no_errors(tmp_path):
     require_browser()
     bench = _bench()
     with bench.medui_server(tmp_path) as server:
-        summary = bench.run_load(server, SESSIONS, timeout_s=300, action_timeout_s=240,
+        summary = bench.run_load(server, SESSIONS, timeout_s=240, action_timeout_s=200,
                                  screenshots=ROOT / "test-output" / "test_load")
     bench.print_table(summary)  # shown with -s or on failure: p50/p95 per action, peak RSS
 
