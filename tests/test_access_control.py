@@ -252,11 +252,15 @@ def _files_containing(folder: Path, needle: str) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 
 
-def test_an_unsaved_note_stays_in_its_own_browser_session(clinician, colleague, fake_notes_model, medui_home):
+@pytest.mark.parametrize("how", ["pasted", "uploaded"])
+def test_an_unsaved_note_stays_in_its_own_browser_session(clinician, colleague, fake_notes_model, medui_home, how):
     """Unsaved input lives in Streamlit's per-session state only: another user's session, the records search and
     the disk (database included) hold none of it until the author saves."""
     author = page("notes.py", auth.start_session(clinician), routed=True).run()
-    author.text_area(key="notes_text").input(NOTE).run()
+    if how == "pasted":
+        author.text_area(key="notes_text").input(NOTE).run()
+    else:
+        author.get("file_uploader")[0].upload("note.txt", NOTE.encode(), "text/plain").run()
     author.text_input(key="notes_patient").input(PATIENT_ID).run()
     next(b for b in author.button if b.label == "Analyse").click().run()
     assert not author.exception and not author.error
