@@ -8,6 +8,7 @@ CoNLL BIO and BRAT standoff datasets are converted to the same span rows by medu
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import Counter
@@ -24,7 +25,7 @@ from medui.training.bases import BaseRef
 from medui.training.data import Examples, check_counts, settle_rejections
 from medui.training.errors import DatasetError, SpecError
 from medui.training.ner_align import bio_labels
-from medui.training.ner_formats import detect_format, read_converted
+from medui.training.ner_formats import _decode, detect_format, read_converted
 from medui.training.tasks.base import Built, TaskKind, text_tokenizer
 
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -134,21 +135,21 @@ class NerTask(TaskKind):
     @staticmethod
     def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
         items, rejected, rows = [], [], 0
-        with open(path, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                rows += 1
-                try:
-                    raw = json.loads(line)
-                    problem = _row_problem(raw)
-                except json.JSONDecodeError as exc:
-                    problem = f"not valid JSON ({exc.msg})"
-                if problem:
-                    rejected.append({"row": line_no, "reason": f"line {line_no}: {problem}"})
-                    continue
-                items.append({"text": raw["text"], "entities": sorted(raw["entities"], key=lambda e: e["start"]),
-                              "line": line_no})
+        text = _decode(path.read_bytes(), path.name)  # DatasetError for bytes that are not text
+        for line_no, line in enumerate(io.StringIO(text, newline=None), 1):  # line ends as the file's reader did
+            if not line.strip():
+                continue
+            rows += 1
+            try:
+                raw = json.loads(line)
+                problem = _row_problem(raw)
+            except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+                problem = f"not valid JSON ({getattr(exc, 'msg', 'nested too deeply')})"
+            if problem:
+                rejected.append({"row": line_no, "reason": f"line {line_no}: {problem}"})
+                continue
+            items.append({"text": raw["text"], "entities": sorted(raw["entities"], key=lambda e: e["start"]),
+                          "line": line_no})
         return items, rejected, rows
 
     @staticmethod
