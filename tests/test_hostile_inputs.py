@@ -351,3 +351,30 @@ def test_five_megabyte_note_is_accepted_not_truncated(corpus):
     data = corpus["note_5mb.txt"].read_bytes()
     [document] = read_upload(data, "note.txt")
     assert len(document.text) == len(data)
+
+
+SCRIPT_ID = "</script><script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def hostile_cgm() -> bytes:
+    from make_corpus import _cgm_csv
+
+    return _cgm_csv().replace("p1,", f'"{SCRIPT_ID}",').encode()
+
+
+def test_glucose_page_and_agp_report_escape_a_hostile_subject_id(clinician_page):
+    from medui.signals.cgm import analyse, metric_table
+    from medui.signals.cgm.agp import agp_figure, daily_figure, ranges_figure, report_html
+
+    at = upload(clinician_page("glucose.py").run(), [("export.csv", hostile_cgm())])
+    assert not at.exception and not at.error
+    assert at.selectbox(key="glucose_subject").value == SCRIPT_ID  # shown as the typed text, in a widget
+    assert not any(RAW_TAG.search(e.proto.body) for e in at.get("html"))
+    assert not any(m.allow_html and RAW_TAG.search(m.value) for m in at.markdown)
+    cgm = read_cgm(hostile_cgm(), "export.csv")  # the report the page offers for download, built as it builds it
+    subject = analyse(cgm)["subjects"][0]
+    rows = cgm.frame[cgm.frame["id"] == subject["id"]]
+    report = report_html(subject["id"], metric_table(subject["metrics"], cgm.units),
+                         [ranges_figure(subject["metrics"]), agp_figure(rows, cgm.units),
+                          daily_figure(rows, cgm.units)], cgm.notes)
+    assert "&lt;script&gt;alert(1)" in report and not re.search(r"<script>alert|<img src=x", report)
