@@ -378,3 +378,36 @@ def test_glucose_page_and_agp_report_escape_a_hostile_subject_id(clinician_page)
                          [ranges_figure(subject["metrics"]), agp_figure(rows, cgm.units),
                           daily_figure(rows, cgm.units)], cgm.notes)
     assert "&lt;script&gt;alert(1)" in report and not re.search(r"<script>alert|<img src=x", report)
+
+
+# ---------------------------------------------------------------------------------------------------- tampered model
+
+
+@pytest.fixture
+def tampered_risk_model(shipped_models) -> Path:
+    """The shipped risk-chd model with one weight byte changed (same size): its manifest sha256 no longer matches."""
+    import shutil
+
+    target = shipped_models / "risk-chd" / "1"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "models" / "risk-chd" / "1", target)
+    weights = target / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    return target
+
+
+SHA_MISMATCH = "file model.safetensors does not match its manifest sha256"
+
+
+def test_tampered_model_is_refused_by_the_cli(cli, tampered_risk_model):
+    for argv in (["models", "verify", "risk-chd"], ["risk", "model", "--input", '{"age": 50}']):
+        code, out, err = cli(*argv)
+        no_traceback(out, err)
+        assert code == 1 and err.startswith("error: ") and SHA_MISMATCH in err and len(err.splitlines()) == 1
+
+
+def test_tampered_model_is_refused_by_the_risk_page_which_keeps_working(clinician_page, tampered_risk_model):
+    at = clinician_page("risk.py").run()
+    assert not at.exception
+    assert any("The learned model is not available" in w.value and SHA_MISMATCH in w.value for w in at.warning)
