@@ -155,10 +155,26 @@ def test_cli_hostile_strings_in_arguments(cli):
         (["users", "add", "--username", "a\x00b", "--password", "Correct-Horse-9x", "--role", "clinician"],
          "Username must be"),
         (["risk", "cha2ds2vasc", "--input", '{"age": "=1+1"}'], "missing input for cha2ds2vasc"),
+        (["imaging", "synth", "--n", "0", "--seed", "0", "--out", "x"], "n must be a positive whole number"),
+        (["imaging", "synth", "--n", "1", "--seed", "0", "--out", "/dev/null/x"], "cannot create folder"),
+        (["jobs", "cancel", "<img src=x>"], "no job <img src=x>"),
+        (["models", "promote", "risk-chd", "../../1"], "invalid version"),
+        (["cgm", "/"], "Is a directory"),
+        (["dicom", "/nonexistent"], "no such file or folder"),
     ]:
         code, out, err = cli(*argv)
         no_traceback(out, err)
         assert code == 1 and err.startswith("error: ") and fragment in err and len(err.splitlines()) == 1, err
+
+
+def test_cli_dicom_on_a_folder_of_hostile_files_reports_each_one(cli, corpus, shipped_models):
+    import json
+
+    code, out, err = cli("dicom", str(corpus["empty"].parent), "--json")
+    no_traceback(out, err)
+    rows = json.loads(out)
+    assert code == 1 and {Path(r["source"]).name for r in rows} == set(corpus)  # one row per file
+    assert all(r.get("error") for r in rows)  # none of them is an image it can show
 
 
 def test_cli_utf16_bom_csv_is_read(cli, corpus):
