@@ -158,7 +158,7 @@ def test_cli_hostile_strings_in_arguments(cli, shipped_models):  # no shipped mo
         (["imaging", "synth", "--n", "0", "--seed", "0", "--out", "x"], "n must be a positive whole number"),
         (["imaging", "synth", "--n", "1", "--seed", "0", "--out", "/dev/null/x"], "cannot create folder"),
         (["jobs", "cancel", "<img src=x>"], "no job <img src=x>"),
-        (["models", "promote", "risk-chd", "../../1"], "invalid version"),
+        (["models", "promote", "risk-chd", "../../1"], "no model named risk-chd"),
         (["cgm", "/"], "Is a directory"),
         (["dicom", "/nonexistent"], "no such file or folder"),
     ]:
