@@ -42,6 +42,7 @@ PASSWORD = "Load-test-ward-9"
 WEIGHT_LINE = re.compile(r"medui\.registry: loaded weights (\S+) (\S+) from disk")
 RISK_SAMPLE = "Load sample: 62-year-old smoker with diabetes and treated hypertension"
 ECG_SAMPLE = "Load sample: Atrial fibrillation strip (10 s, 2 leads)"
+EXCEPTION = '[data-testid="stException"]'  # Streamlit's box for an uncaught exception (details redacted)
 
 
 @dataclass
@@ -57,6 +58,11 @@ class Server:
         """Resident memory of the server process from /proc (VmHWM: the peak so far; VmRSS: now), in MiB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(rf"^{field_name}:\s+(\d+) kB", status, re.M).group(1)) / 1024
+
+    def error_lines(self) -> list[str]:
+        """Lines of the server's log that report an error (Streamlit logs an uncaught exception at ERROR)."""
+        return [line for line in self.log.read_text().splitlines()
+                if re.search(r"\bERROR\b|Traceback \(most recent call last\)|Uncaught|Exception in", line)]
 
     def weight_loads(self) -> Counter:
         """How often each weight file was read from disk by the server, from its log lines."""
@@ -133,7 +139,7 @@ async def _step(page, result: SessionResult, name: str, action) -> None:
     await action
     result.timings[name] = time.monotonic() - start
     await _idle(page)
-    boxes = page.locator('[data-testid="stException"]')
+    boxes = page.locator(EXCEPTION)
     if await boxes.count():
         result.errors.append(f"{name}: exception shown: {(await boxes.first.inner_text())[:200]}")
 
@@ -145,7 +151,7 @@ async def _sign_in(page, base: str, user: str) -> None:
     await page.get_by_label("Username").fill(user)
     await page.get_by_label("Password", exact=True).fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_text(f"Welcome, {user}.").wait_for()
+    await page.get_by_text(f"Welcome, {user}.").or_(page.locator(EXCEPTION)).first.wait_for()
 
 
 async def _open_sample(page, nav_title: str, button: str, done) -> None:
@@ -153,7 +159,7 @@ async def _open_sample(page, nav_title: str, button: str, done) -> None:
     await page.get_by_role("heading", name=nav_title, exact=True).wait_for()
     await page.get_by_text("No files at hand? Try a sample").click()
     await page.get_by_role("button", name=button).click()
-    await done.wait_for()
+    await done.or_(page.locator(EXCEPTION)).first.wait_for()
 
 
 async def one_session(browser, base: str, user: str, action_timeout_s: float, session_timeout_s: float,
@@ -223,7 +229,7 @@ def run_load(server: Server, sessions: int, timeout_s: float = 900, action_timeo
         "weight_loads": dict(server.weight_loads()),
         "peak_rss_mb": round(server.rss_mb("VmHWM"), 1),
         "rss_mb_after": round(server.rss_mb("VmRSS"), 1),
-        "server_tracebacks": server.log.read_text().count("Traceback (most recent call last)"),
+        "server_errors": server.error_lines(),
         "wall_s": round(wall, 1),
         "latency_s": {a: {"n": len(v), "p50": round(statistics.median(v), 2), "p95": round(percentile(v, 95), 2)}
                       for a, v in actions.items()},
@@ -238,7 +244,9 @@ def print_table(summary: dict) -> None:
           f"{summary['peak_rss_mb']:>11.0f}  {latency}")
     print("weight files read from disk: " + (", ".join(f"{k} x{v}" for k, v in sorted(loads.items())) or "none"))
     print(f"wall {summary['wall_s']} s; RSS after {summary['rss_mb_after']:.0f} MB; "
-          f"server tracebacks {summary['server_tracebacks']}")
+          f"server error lines {len(summary['server_errors'])}")
+    for line in summary["server_errors"][:5]:
+        print(f"  server: {line[:200]}")
     for user, errors in summary["errors"].items():
         print(f"  {user}: {'; '.join(errors)}")
 
@@ -249,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="stop everything after this many seconds")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--screenshots", type=Path, help="folder for a screenshot of each session that went wrong")
+    parser.add_argument("--home", type=Path, help="keep the server's MEDUI_HOME (database, terminal.log) here "
+                                                  "instead of a temporary folder; it must not exist yet")
     args = parser.parse_args(argv)
     if args.sessions < 1:
         print("error: --sessions must be at least 1", file=sys.stderr)
@@ -256,8 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(CHROMIUM).exists():
         print(f"error: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 1
-    with tempfile.TemporaryDirectory(prefix="medui-load-") as tmp, medui_server(Path(tmp)) as server:
-        summary = run_load(server, args.sessions, args.timeout, screenshots=args.screenshots)
+    if args.home is not None and args.home.exists():
+        print(f"error: {args.home} already exists; --home wants a new folder", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="medui-load-") as tmp:
+        home = args.home or Path(tmp)
+        home.mkdir(parents=True, exist_ok=True)
+        with medui_server(home) as server:
+            summary = run_load(server, args.sessions, args.timeout, screenshots=args.screenshots)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

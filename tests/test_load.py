@@ -80,7 +80,7 @@ def test_concurrent_browser_sessions_share_one_copy_of_each_model_with_no_errors
     bench.print_table(summary)  # shown with -s or on failure: p50/p95 per action, peak RSS
 
     assert summary["errors"] == {}
-    assert summary["server_tracebacks"] == 0
+    assert summary["server_errors"] == []
     assert {a: v["n"] for a, v in summary["latency_s"].items()} == {
         "sign in": SESSIONS, "risk sample": SESSIONS, "ecg sample": SESSIONS}
     loads = summary["weight_loads"]
