@@ -68,6 +68,39 @@ def test_first_requests_at_once_read_each_models_weights_once(monkeypatch, caplo
     assert len({id(risk) for risk, _ in served}) == 1 and len({id(ecg) for _, ecg in served}) == 1
 
 
+def test_the_slow_password_hash_runs_outside_the_databases_write_lock(monkeypatch):
+    """20 parallel sign-ins once failed with "database is locked": each hashed while holding SQLite's write lock."""
+    import sqlite3
+
+    from medui import auth
+    from medui.config import settings
+
+    url = settings().database_url
+    if not url.startswith("sqlite:///"):
+        pytest.skip("the write lock checked here is SQLite's")
+    auth.create_user("dr.grey", "Correct-Horse-9", "clinician", actor="test")
+    real, held = auth.verify_password, []
+
+    def verify(stored: str, password: str) -> bool:
+        probe = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")  # fails at once while another connection holds the write lock
+            probe.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            held.append(str(exc))
+        finally:
+            probe.close()
+        return real(stored, password)
+
+    monkeypatch.setattr(auth, "verify_password", verify)
+    assert auth.authenticate("dr.grey", "Correct-Horse-9").username == "dr.grey"
+    with pytest.raises(auth.AuthError, match=auth.BAD_CREDENTIALS):
+        auth.authenticate("dr.grey", "Not-the-password-1")
+    with pytest.raises(auth.AuthError):
+        auth.authenticate("nobody", "Not-the-password-1")
+    assert held == []
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(480)

@@ -188,6 +188,12 @@ def authenticate(username: str, password: str) -> UserInfo:
     """Check credentials, counting failures; raises AuthError with a message fit for the sign-in form."""
     username = username.strip().lower()
     cfg = settings()
+    # argon2 is slow on purpose, so the hash is checked outside any transaction: on SQLite every transaction holds
+    # the write lock (BEGIN IMMEDIATE), and 20 parallel sign-ins queued behind each other's hashing until some
+    # failed with "database is locked" (bench/load.py). An unknown name costs the same hash as a wrong password.
+    with session_scope() as session:
+        stored = session.scalars(select(User.password_hash).where(User.username == username)).first()
+    matches = verify_password(stored or DUMMY_HASH, password) and stored is not None
     now = datetime.now(timezone.utc)
     refusal: str | None = None
     with session_scope() as session:
@@ -195,12 +201,11 @@ def authenticate(username: str, password: str) -> UserInfo:
         # from each reading the same failure count, which would never reach the lockout.
         user = session.scalars(select(User).where(User.username == username).with_for_update()).first()
         if user is None:
-            verify_password(DUMMY_HASH, password)
             refusal = BAD_CREDENTIALS
         elif _aware(user.locked_until) and _aware(user.locked_until) > now:
             refusal = (f"Too many failed sign-ins: this account is locked until "
                        f"{_aware(user.locked_until):%H:%M} UTC. An admin can unlock it.")
-        elif not verify_password(user.password_hash, password):
+        elif not matches or user.password_hash != stored:  # a hash changed meanwhile was not the one checked
             user.failed_signins += 1
             refusal = BAD_CREDENTIALS
             if user.failed_signins >= cfg.max_failed_signins:
