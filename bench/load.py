@@ -61,8 +61,9 @@ class Server:
 
     def error_lines(self) -> list[str]:
         """Lines of the server's log that report an error (Streamlit logs an uncaught exception at ERROR)."""
-        return [line for line in self.log.read_text().splitlines()
-                if re.search(r"\bERROR\b|Traceback \(most recent call last\)|Uncaught|Exception in", line)]
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text())  # Streamlit prints tracebacks with rich colours
+        return [line for line in plain.splitlines()
+                if re.search(r"\bERROR\b|Traceback|Uncaught|Exception in|^\w+Error: ", line)]
 
     def weight_loads(self) -> Counter:
         """How often each weight file was read from disk by the server, from its log lines."""
