@@ -212,8 +212,8 @@ def test_shipped_model_on_the_phantom_sample(cli, tmp_path):
 
 
 def test_efficientnet_lite0_cams_read_the_stride_16_block(phantoms):
-    """The shipped backbone's last stage is too coarse to point at a nodule, so its CAMs read blocks.4;
-    IG and Occlusion have no layer, and other backbones keep their last stage."""
+    """The shipped backbone's last stage is too coarse to point at a nodule, so without a per-finding choice its
+    CAMs read blocks.4; IG and Occlusion have no layer, and other backbones keep their last stage."""
     import numpy as np
 
     from medui.imaging.analysis import cam_layer, classify_image, explain

@@ -35,10 +35,11 @@ def test_ecg_rhythm_trainer_ships_a_version(tmp_path):
 def test_chest_findings_trainer_ships_a_calibrated_version(tmp_path):
     from medui.imaging import train_default
 
-    target = train_default.train(tmp_path, n=40, test_n=30, epochs=1, image_size=64, phantom_size=128, version="9")
+    target = train_default.train(tmp_path, n=40, test_n=30, epochs=1, image_size=64, phantom_size=128, version="9",
+                                 cam_layer_images=2)
     manifest = _shipped(target)
     assert (target / "calibration.json").is_file()
-    assert "calibration.json" in {f["path"] for f in manifest["files"]}
+    assert {"calibration.json", "attribution.json"} <= {f["path"] for f in manifest["files"]}
 
 
 @pytest.mark.slow

@@ -68,16 +68,22 @@ def top_finding(findings: list[dict[str, Any]]) -> str | None:
 
 
 # EfficientNet-Lite0's last stage is 5x5 at the shipped model's 160 px: too coarse to point at a nodule (pointing
-# game 0.00 on 60 fresh phantoms against 0.77 at blocks.4, stride 16; bench/imaging.py). Its CAMs use blocks.4.
+# game 0.00 on 60 fresh phantoms against 0.77 at blocks.4, stride 16; bench/imaging.py). Its CAMs use blocks.4
+# unless the model version names a layer per finding (medui.imaging.cam_layers).
 CAM_LAYERS = {"tf_efficientnet_lite0": "blocks.4"}
 
 
-def cam_layer(classifier: Any, method: str) -> str | None:
-    """The layer the CAM methods read for this classifier's backbone; None = the architecture's last stage."""
+def cam_layer(classifier: Any, method: str, label: str | None = None) -> str | None:
+    """The layer a CAM of `label` reads: the version's own choice for that finding, else the backbone's default;
+    None = the architecture's last stage (and for methods without a layer)."""
     from medui.imaging.attribution import CAM_METHODS
 
+    if method not in CAM_METHODS:
+        return None
+    if label in getattr(classifier, "cam_layers", {}):
+        return classifier.cam_layers[label]
     hparams = getattr(getattr(classifier, "model", None), "hparams", {}) or {}
-    return CAM_LAYERS.get(hparams.get("backbone", "")) if method in CAM_METHODS else None
+    return CAM_LAYERS.get(hparams.get("backbone", ""))
 
 
 def explain(classifier: Any, found: ImageFindings, label: str, method: str, shape: tuple[int, ...]) -> Any:
@@ -86,7 +92,7 @@ def explain(classifier: Any, found: ImageFindings, label: str, method: str, shap
 
     target = list(classifier.labels).index(label)
     return attribute(classifier, found.classification.input, target, method, original_shape=tuple(shape[:2]),
-                     layer=cam_layer(classifier, method))
+                     layer=cam_layer(classifier, method, label))
 
 
 def cam_summary(amap: Any) -> dict[str, Any]:

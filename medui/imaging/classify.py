@@ -62,7 +62,7 @@ class Classifier:
     """A loaded version: the merged, eval-mode ImageClassifier plus its labels, input size and calibration."""
 
     def __init__(self, model: torch.nn.Module, labels: list[str], version: ModelVersion,
-                 temperature: list[float] | None = None) -> None:
+                 temperature: list[float] | None = None, cam_layers: dict[str, str] | None = None) -> None:
         self.model = model  # shared by every session: never mutated after loading
         self.labels = list(labels)
         self.version = version
@@ -70,6 +70,7 @@ class Classifier:
         self.multilabel = bool(model.hparams.get("multilabel"))
         self.calibrated = temperature is not None
         self._temperature = torch.tensor(temperature or [1.0] * len(self.labels), dtype=torch.float32)
+        self.cam_layers = dict(cam_layers or {})  # finding -> the layer its CAM reads (medui.imaging.cam_layers)
 
     def prepare(self, display: np.ndarray) -> torch.Tensor:
         """uint8 grey (H, W) (or RGB) display image -> [1, 1, S, S] in [0, 1], as the training task resizes it."""
@@ -172,11 +173,13 @@ def load_classifier(name: str = MODEL_NAME) -> Classifier | None:
     key = (mv.name, mv.version)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load(mv)
+            _CACHE[key] = load_version(mv)
         return _CACHE[key]
 
 
-def _load(mv: ModelVersion) -> Classifier:
+def load_version(mv: ModelVersion) -> Classifier:
+    """One registered image version as a read-only Classifier (uncached: `load_classifier` caches)."""
+    from medui.imaging.cam_layers import read_layers
     from medui.training import load_for_inference
 
     if mv.task != "image":
@@ -185,7 +188,7 @@ def _load(mv: ModelVersion) -> Classifier:
     model, labels = load_for_inference(mv, merge=True)  # verifies every file's digest first
     for param in model.parameters():
         param.requires_grad_(False)  # shared and read-only; attribution takes gradients w.r.t. the input
-    return Classifier(model, labels, mv, _temperature(mv, labels))
+    return Classifier(model, labels, mv, _temperature(mv, labels), read_layers(mv, labels))
 
 
 def clear_cache() -> None:

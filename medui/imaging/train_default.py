@@ -5,8 +5,9 @@
 Generates phantom radiographs (medui.imaging.phantom, seeded), trains a LoRA adapter plus a fresh sigmoid head over
 the ImageNet EfficientNet-Lite0 base with the fine-tuning machinery (`run_job`, task "image", multi-label labels.csv)
 inside a temporary MEDUI_HOME, fits one temperature per finding on the job's held-out validation split, measures
-the model on a fresh phantom set drawn with another seed, and copies the registered version's files into
-`<out>/chest-findings/<version>/` with calibration.json added and a manifest declaring "stage": "production".
+the model on a fresh phantom set drawn with another seed, copies the registered version's files into
+`<out>/chest-findings/<version>/` with calibration.json added and a manifest declaring "stage": "production", and
+picks each finding's Grad-CAM layer on validation phantoms (attribution.json, medui.imaging.cam_layers).
 Only the adapter and head ship (~1 MB); the 18 MB base is registered from its pip package on first use.
 """
 
@@ -32,7 +33,8 @@ PROVENANCE_NOTE = "trained on synthetic phantom radiographs — not for clinical
 
 
 def train(out: Path, *, n: int = 320, seed: int = 0, test_n: int = 100, test_seed: int = 1000, version: str = "1",
-          epochs: float = 5.0, image_size: int = IMAGE_SIZE, phantom_size: int = PHANTOM_SIZE) -> Path:
+          epochs: float = 5.0, image_size: int = IMAGE_SIZE, phantom_size: int = PHANTOM_SIZE,
+          cam_layer_images: int = 60) -> Path:
     """Train, calibrate, evaluate on a fresh set, then write `<out>/chest-findings/<version>/`; returns that folder."""
     from medui.imaging.phantom import generate
     from medui.training import load_for_inference
@@ -53,7 +55,7 @@ def train(out: Path, *, n: int = 320, seed: int = 0, test_n: int = 100, test_see
     _write_manifest(target, version, calibration, fresh_metrics, {
         "generator": "medui.imaging.phantom.generate", "seed": seed, "images": n, "phantom_size": phantom_size,
         "fresh_test": {"seed": test_seed, "images": test_n}, "training_and_evaluation_s": round(elapsed, 1)})
-    return target
+    return select_cam_layers(target, cam_layer_images)
 
 
 def recalibrate(target: Path) -> Path:
@@ -160,19 +162,43 @@ def _inference_ms(model: Any, items: list[np.ndarray]) -> float:
     return round(float(np.median(times)), 1)
 
 
-def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, dataset: dict) -> None:
-    from medui.imaging.classify import CALIBRATION_FILE as calibration_file
+def select_cam_layers(target: Path, n: int = 60) -> Path:
+    """Choose each finding's CAM layer on validation phantoms (medui.imaging.cam_layers) and ship the choice as
+    attribution.json in the written version; the weights are untouched."""
+    from medui.imaging.cam_layers import ATTRIBUTION_FILE, select_layers
+    from medui.imaging.classify import load_version
+    from medui.registry.manifest import read_manifest
+
+    with temporary_home("medui-chest-layers-"):
+        chosen = select_layers(load_version(read_manifest(target, shipped=True)), n)
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    _add_file(manifest, target, ATTRIBUTION_FILE, chosen)
+    manifest["provenance"]["attribution"] = f"{ATTRIBUTION_FILE}: each finding's Grad-CAM layer, chosen by the " \
+                                            "pointing game on validation phantoms (medui.imaging.cam_layers)"
+    write_manifest(manifest_path, manifest)
+    return target
+
+
+def _add_file(manifest: dict, target: Path, name: str, content: dict) -> None:
+    """Write `content` as the version's JSON file `name` and list it (digest, size) in the manifest's files."""
     from medui.registry.weights import sha256_file
 
-    path = target / calibration_file
-    path.write_text(json.dumps(calibration, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path = target / name
+    path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    manifest["files"] = sorted([*[f for f in manifest["files"] if f["path"] != name],
+                                {"path": name, "sha256": sha256_file(path), "bytes": path.stat().st_size}],
+                               key=lambda f: f["path"])
+
+
+def _write_manifest(target: Path, version: str, calibration: dict, fresh: dict, dataset: dict) -> None:
+    from medui.imaging.classify import CALIBRATION_FILE as calibration_file
+
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["version"] = version
     manifest["stage"] = "production"
-    manifest["files"] = sorted([*[f for f in manifest["files"] if f["path"] != calibration_file],
-                                {"path": calibration_file, "sha256": sha256_file(path),
-                                 "bytes": path.stat().st_size}], key=lambda f: f["path"])
+    _add_file(manifest, target, calibration_file, calibration)
     manifest["metrics"]["fresh_test"] = fresh
     manifest["metrics"]["calibration_ece"] = calibration["ece"]
     provenance = manifest.get("provenance", {})
@@ -202,9 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     parser.add_argument("--recalibrate", action="store_true",
                         help="refit calibration and fresh-set figures of the existing <out>/chest-findings/<version>")
+    parser.add_argument("--select-cam-layers", action="store_true",
+                        help="choose each finding's Grad-CAM layer for the existing <out>/chest-findings/<version>")
     args = parser.parse_args(argv)
     if args.recalibrate:
         target = recalibrate(Path(args.out) / NAME / args.version)
+    elif args.select_cam_layers:
+        target = select_cam_layers(Path(args.out) / NAME / args.version)
     else:
         target = train(Path(args.out), n=args.n, seed=args.seed, test_n=args.test_n, test_seed=args.test_seed,
                        version=args.version, epochs=args.epochs, image_size=args.image_size)

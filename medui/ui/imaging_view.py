@@ -162,7 +162,7 @@ def _trust_panel(classifier: Any, found: ImageFindings, cached: dict[str, Any], 
             cached["trust"][key] = trust_report(classifier, found.classification.input,
                                                 list(classifier.labels).index(amap.target_label), amap.method,
                                                 amap=amap, boxes=boxes or (),
-                                                layer=cam_layer(classifier, amap.method))
+                                                layer=cam_layer(classifier, amap.method, amap.target_label))
     report = cached["trust"][key]
     for name, passed, verdict in report.checks():
         icon = {True: ":material/check_circle:", False: ":material/cancel:", None: ":material/remove:"}[passed]
