@@ -136,3 +136,19 @@ def test_tidy_joins_pieces_trims_function_words_and_drops_non_doses():
         ("afib", "PROBLEM"), ("Metoprolol succinate", "MEDICATION"), ("25 mg", "DOSAGE"), ("by mouth", "ROUTE"),
         ("at bedtime", "FREQUENCY")]
     assert all(text[s["start"]:s["end"]] == s["text"] for s in tidied)
+
+
+def test_reconcile_trusts_an_unambiguous_vocabulary_match_and_drops_unknown_drugs():
+    from medui.notes import lexicon
+
+    def span(words: str, label: str) -> dict:
+        return {"start": 0, "end": len(words), "label": label, "text": words}
+
+    assert lexicon.test_for("CXR") and not lexicon.problem_for("CXR")  # the premise: CXR names a test only
+    reconciled = ex.reconcile([span("CXR", "PROBLEM"), span("Lasix", "PROBLEM"), span("pistachio", "MEDICATION"),
+                               span("Lasix", "MEDICATION"),
+                               span("metoprolol succinate", "MEDICATION"), span("chest pain", "PROBLEM"),
+                               span("500 mg", "DOSAGE"), span("wobbly gait", "PROCEDURE")])
+    assert [(s["text"], s["label"]) for s in reconciled] == [
+        ("CXR", "TEST"), ("Lasix", "MEDICATION"), ("Lasix", "MEDICATION"), ("metoprolol succinate", "MEDICATION"),
+        ("chest pain", "PROBLEM"), ("500 mg", "DOSAGE"), ("wobbly gait", "PROCEDURE")]
