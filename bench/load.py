@@ -87,7 +87,10 @@ def medui_server(home: Path, start_timeout: float = 120) -> Iterator[Server]:
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+             # No reloading of edited modules mid-run (it drops every module-level model cache): measure MedUI as a
+             # hospital runs it, not a checkout being edited.
+             "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
