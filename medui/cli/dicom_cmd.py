@@ -41,8 +41,6 @@ def _sources(paths: list[str], scratch: Path) -> Iterator[tuple[str, Path]]:
 
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
-            raise CliError(f"{raw}: no such file or folder")
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*") if p.is_file() and not _phantom_labels(p)):
                 yield str(file), file
@@ -107,6 +105,9 @@ def _run(args: argparse.Namespace) -> Result:
     from medui.imaging.classify import load_classifier
 
     window = parse_window(args.window)
+    missing = next((raw for raw in args.paths if not Path(raw).exists()), None)
+    if missing is not None:  # before the model loads (tens of seconds), not after
+        raise CliError(f"{missing}: no such file or folder")
     classifier = load_classifier()
     results: list[dict[str, Any]] = []
     images: list[tuple[int, str, Any]] = []
