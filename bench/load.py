@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(ROOT / "tests"))  # the browser tests' harness: one way to start a server and a Chromium
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
+
 PASSWORD = "Load-test-ward-9"
 WEIGHT_LINE = re.compile(r"medui\.registry: loaded weights (\S+) (\S+) from disk")
 RISK_SAMPLE = "Load sample: 62-year-old smoker with diabetes and treated hypertension"
@@ -70,47 +69,13 @@ class Server:
         return Counter(f"{model} {file}" for model, file in WEIGHT_LINE.findall(self.log.read_text()))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def medui_server(home: Path, start_timeout: float = 120) -> Iterator[Server]:
     """One MedUI server on a free loopback port with its own MEDUI_HOME; stopped on exit."""
-    port = _free_port()
     env = {**os.environ, "MEDUI_HOME": str(home), "MEDUI_LOG_LEVEL": "INFO"}
     log = home / "terminal.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             # No reloading of edited modules mid-run (it drops every module-level model cache): measure MedUI as a
-             # hospital runs it, not a checkout being edited.
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("streamlit did not start:\n" + log.read_text()) from None
-                time.sleep(0.5)
+    with streamlit_process(env, log, start_timeout) as (base, process):
         yield Server(base, process, log, env)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def add_clinicians(server: Server, count: int) -> list[str]:

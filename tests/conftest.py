@@ -10,15 +10,11 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from browser_harness import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_process
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.pool import NullPool
 from streamlit.runtime.pages_manager import PagesManager
@@ -194,28 +190,9 @@ def live_server(tmp_path_factory):
     """A fresh MedUI on a free port, with its own MEDUI_HOME; yields (base url, terminal log path, env)."""
     home = tmp_path_factory.mktemp("browser_home")
     log = home / "terminal.log"
-    port = free_port()
     env = {**os.environ, "MEDUI_HOME": str(home)}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("streamlit did not start:\n" + log.read_text()) from None
-                time.sleep(0.5)
+    with streamlit_process(env, log) as (base, _process):
         yield base, log, env
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
