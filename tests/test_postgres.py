@@ -152,3 +152,58 @@ def test_parallel_wrong_passwords_still_lock_the_account_on_postgres(monkeypatch
     with ThreadPoolExecutor(max_workers=8) as pool:  # without a row lock each reads the same count: no lockout
         list(pool.map(guess, range(8)))
     assert auth.get_user("dr.grey").locked
+
+
+def _slowed(monkeypatch, module, name: str) -> None:
+    """Hold each caller of module.name for a moment after it returns, so two transactions overlap there."""
+    import time
+
+    original = getattr(module, name)
+
+    def held(*args, **kwargs):
+        result = original(*args, **kwargs)
+        time.sleep(0.5)
+        return result
+
+    monkeypatch.setattr(module, name, held)
+
+
+def test_two_promotions_of_one_model_at_once_leave_one_production_version(tmp_path, shipped_models, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from safetensors.torch import save_file
+
+    versions = []
+    for n in range(2):
+        save_file({"w": torch.full((2,), float(n))}, str(tmp_path / f"w{n}.safetensors"))
+        versions.append(registry.register_version("demo", "ecg", {"model.safetensors": tmp_path / f"w{n}.safetensors"},
+                                                  base_model="none", method="full", labels=[], metrics={},
+                                                  provenance={}, actor="test").version)
+    _slowed(monkeypatch, registry, "_set_stage")  # both would archive the production rows they saw, then promote
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda v: registry.promote("demo", v, actor="test"), versions))
+    stages = [mv.stage for mv in registry.list_versions("demo")]
+    assert stages.count("production") == 1, stages
+    assert len(audit.events(action="model_promote")) == 2  # each promotion's audit event committed with it
+
+
+def test_two_admins_demoting_each_other_at_once_leave_an_admin(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for name in ("admin.a", "admin.b"):
+        auth.create_user(name, "Correct-Horse-9", "admin", actor="test")
+    assert {u.username for u in auth.list_users() if u.role == "admin"} == {"admin.a", "admin.b"}
+    _slowed(monkeypatch, auth, "_ensure_another_admin")  # both would count the other as still an admin
+
+    def demote(pair):
+        try:
+            auth.set_role(pair[0], "clinician", actor=pair[1])
+            return "demoted"
+        except auth.AuthError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(demote, [("admin.a", "admin.b"), ("admin.b", "admin.a")]))
+    assert sorted(outcomes) == ["This is the last active admin; add another admin first.", "demoted"], outcomes
+    assert len([u for u in auth.list_users() if u.role == "admin" and u.active]) == 1

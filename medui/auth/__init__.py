@@ -103,9 +103,9 @@ def create_user(username: str, password: str, role: str, actor: str, must_change
             session.add(user)
             session.flush()
             info = _info(user)
+            audit.append(session, actor, "user_add", target=username, role=role)  # commits with the account
     except IntegrityError:
         raise AuthError(f"A user named {username!r} already exists.") from None
-    audit.record(actor, "user_add", target=username, role=role)
     return info
 
 
@@ -122,8 +122,11 @@ def get_user(username: str) -> UserInfo:
 def _ensure_another_admin(session, user: User) -> None:
     if user.role != "admin":
         return
-    others = session.scalar(select(func.count()).select_from(User).where(
-        User.role == "admin", User.active.is_(True), User.id != user.id))
+    # Lock the active admins' rows: on PostgreSQL two admins demoting each other at once would otherwise both see
+    # the other still active and leave none (SQLite's BEGIN IMMEDIATE already serialises the two).
+    admins = session.scalars(select(User.id).where(User.role == "admin", User.active.is_(True))
+                             .with_for_update()).all()
+    others = [a for a in admins if a != user.id]
     if not others:
         raise AuthError("This is the last active admin; add another admin first.")
 
@@ -137,9 +140,9 @@ def set_active(username: str, active: bool, actor: str) -> None:
         user.active = active
         if active:
             user.failed_signins, user.locked_until = 0, None
+        audit.append(session, actor, "user_enable" if active else "user_disable", target=username)
     if not active:
         end_all_sessions(username)
-    audit.record(actor, "user_enable" if active else "user_disable", target=username)
 
 
 def set_role(username: str, role: str, actor: str) -> None:
@@ -150,7 +153,7 @@ def set_role(username: str, role: str, actor: str) -> None:
         if role != "admin":
             _ensure_another_admin(session, user)
         user.role = role
-    audit.record(actor, "role_change", target=username, role=role)
+        audit.append(session, actor, "role_change", target=username, role=role)
 
 
 def reset_password(username: str, actor: str) -> str:
@@ -162,8 +165,8 @@ def reset_password(username: str, actor: str) -> str:
         user.password_hash = hash_password(temporary)
         user.must_change_password = True
         user.failed_signins, user.locked_until = 0, None
+        audit.append(session, actor, "password_reset", target=username)
     end_all_sessions(username)
-    audit.record(actor, "password_reset", target=username)
     return temporary
 
 

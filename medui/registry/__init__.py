@@ -153,14 +153,18 @@ def _set_stage(session, name: str, version: str, stage: str, actor: str) -> None
         row.stage, row.changed_by, row.changed_at = stage, actor, datetime.now(timezone.utc)
 
 
-def _make_production(name: str, version: str, previous: list[str], actor: str, note: str,
+def _make_production(name: str, version: str, previous: list[str], actor: str, note: str, action: str,
                      baseline: str | None = None) -> None:
-    """One transaction: archive whatever was in production, promote `version`, append to the history.
+    """One transaction: archive whatever was in production, promote `version`, append to the history, and the
+    audit event (`action`) with them.
 
     `baseline` is a version that was in production without a recorded promotion (a shipped manifest
     declaring "stage": "production"); writing it into the history first lets a rollback return to it.
     """
     with session_scope() as session:
+        # Lock the model's stage rows first: under PostgreSQL's READ COMMITTED two promotions of one model would
+        # otherwise both commit "production" (SQLite's BEGIN IMMEDIATE already serialises them).
+        session.scalars(select(ModelStage.version).where(ModelStage.name == name).with_for_update()).all()
         if baseline is not None:
             session.add(ModelPromotion(name=name, version=baseline, promoted_by=actor, note=_BASELINE_NOTE))
         # Also archive production rows this process did not see (a concurrent promotion).
@@ -170,6 +174,7 @@ def _make_production(name: str, version: str, previous: list[str], actor: str, n
             _set_stage(session, name, old, "archived", actor)
         _set_stage(session, name, version, "production", actor)
         session.add(ModelPromotion(name=name, version=version, promoted_by=actor, note=note))
+        audit.append(session, actor, action, model=name, version=version, previous=previous[-1] if previous else None)
 
 
 def _verified(mv: ModelVersion, actor: str, action: str) -> None:
@@ -193,8 +198,7 @@ def promote(name: str, version: str | int, actor: str, note: str = "") -> ModelV
     previous = [v.version for v in list_versions(name) if v.stage == "production"]
     history = _history_stack(name)
     baseline = previous[-1] if previous and (not history or history[-1] != previous[-1]) else None
-    _make_production(name, mv.version, previous, actor, note, baseline)
-    audit.record(actor, "model_promote", model=name, version=mv.version, previous=previous[-1] if previous else None)
+    _make_production(name, mv.version, previous, actor, note, "model_promote", baseline)
     return get_version(name, mv.version)
 
 
@@ -231,8 +235,8 @@ def rollback(name: str, actor: str) -> ModelVersion:
         raise RegistryError(f"nothing to roll back to: no earlier production version of {name} is still registered")
     target = get_version(name, stack[-1])
     _verified(target, actor, "model_rollback")
-    _make_production(name, target.version, [current.version], actor, _ROLLBACK_NOTE + current.version)
-    audit.record(actor, "model_rollback", model=name, version=target.version, previous=current.version)
+    _make_production(name, target.version, [current.version], actor, _ROLLBACK_NOTE + current.version,
+                     "model_rollback")
     return get_version(name, target.version)
 
 
@@ -328,8 +332,8 @@ def _register(name: str, task: str, files: dict[str, Path], *, base_model: str, 
 
     with session_scope() as session:
         _set_stage(session, name, version, "candidate", actor)
-    audit.record(actor, action, model=name, version=version, task=task, method=method,
-                 files=len(entries), source_sha256=provenance.get("source_sha256"))
+        audit.append(session, actor, action, model=name, version=version, task=task, method=method,
+                     files=len(entries), source_sha256=provenance.get("source_sha256"))
     return get_version(name, version)
 
 
