@@ -74,7 +74,8 @@ ds = instance.dataset
 
 left, right = st.columns([2, 1])
 preset = left.selectbox("Window", ["header", "auto", *PRESETS], key="imaging_window",
-                        help="header: the file's own window (auto if it has none); auto: 1st–99th percentile.")
+                        help="header: the file's own window (auto if it has none); auto: 1st–99th percentile; "
+                             "lung … abdomen: CT windows in Hounsfield units.")
 window = preset
 if right.checkbox("Custom centre/width", key="imaging_custom"):
     centre = right.number_input("Centre", value=40.0, key="imaging_centre")

@@ -102,6 +102,13 @@ def test_signed_ct_is_windowed_in_hounsfield_units():
     assert hu.min() < -500  # air: negative HU reach the lung window's dark end
     narrow = render(ds, decoded, (40.0, 80.0)).image
     assert (narrow == 0).mean() > 0.05 and (narrow == 255).mean() > 0.05  # brain window saturates both ends
+    assert not shown.warnings
+
+
+def test_a_ct_preset_on_a_radiograph_says_it_is_in_hounsfield_units():
+    ds, decoded, shown = open_image(tf("RG1_UNCR.dcm"), window="lung")
+    assert ds.Modality == "CR" and shown.window["source"] == "lung"
+    assert shown.warnings == ["'lung' is a CT window in Hounsfield units and this image is not CT: try header or auto"]
 
 
 def test_signed_values_in_fewer_bits_stored_than_allocated():

@@ -124,6 +124,9 @@ def _grey(pixels: np.ndarray, view: Dataset, window: Window, index: int) -> Rend
             center, width, source = *window, "explicit"
         elif window in PRESETS:
             (center, width), source = PRESETS[window], window
+            if str(view.get("Modality") or "") != "CT":  # a CR's or MR's values are not Hounsfield units
+                notes.append(f"'{window}' is a CT window in Hounsfield units and this image is not CT: "
+                             "try header or auto")
         else:
             header = _header_window(view, index) if window == "header" else None
             if header and header[1] > 0:
