@@ -171,6 +171,7 @@ def test_tiny_multilabel_model_serves_calibrated_sigmoids_and_ships_to_a_fresh_h
     from medui.store import reset_engines
 
     monkeypatch.setenv("MEDUI_HOME", str(tmp_path / "fresh_home"))
+    monkeypatch.delenv("MEDUI_DATABASE_URL", raising=False)  # a brand-new installation: its own database too
     reset_engines()
     clear_cache()
     assert list_versions("efficientnet-lite0-imagenet") == []

@@ -63,8 +63,10 @@ def test_admin_trains_watches_promotes_and_the_clinician_page_serves_the_new_ver
     page.get_by_text("No training jobs yet.").wait_for()
     assert page.get_by_role("combobox", name="Task").input_value() == "ecg"  # bundled sample: 48 short strips
     page.get_by_text("Advanced (empty = preset or task default)").click()
-    _set_number(page, "max steps", 12)  # logged every 2 steps (quick-check preset); testing follows the last one
-    _set_number(page, "eval steps", 6)
+    # Logged every 2 steps (quick-check preset); long enough that an idle machine does not finish the job between
+    # two redraws of the live fragment (12 steps did once in CI), short enough for a loaded one.
+    _set_number(page, "max steps", 60)
+    _set_number(page, "eval steps", 30)
     _set_number(page, "batch size", 8)
     launch = page.get_by_role("button", name="Launch training")
     launch.wait_for()

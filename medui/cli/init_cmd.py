@@ -22,9 +22,9 @@ def run(args: argparse.Namespace) -> Result:
     data = {"home": str(settings().home), "admin_created": password is not None}
     text = f"MedUI data folder: {data['home']}"
     if args.prepare_vocabularies:
-        from medui.notes.coding import icd10_candidates, vocabulary_versions
+        from medui.notes.coding import prepare_index, vocabulary_versions
 
-        icd10_candidates("hypertension")  # builds the index once and caches it under MEDUI_HOME
+        prepare_index()  # builds the index once and caches it under MEDUI_HOME
         data["vocabularies"] = vocabulary_versions()
         text += "\nICD-10-CM search index ready"
     if password:

@@ -228,6 +228,11 @@ def _load_or_build() -> _Index:
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     index = _build()
+    _save(index, path)
+    return index
+
+
+def _save(index: _Index, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".npz", dir=path.parent)
     os.close(fd)
@@ -235,7 +240,6 @@ def _load_or_build() -> _Index:
     np.savez(tmp, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
              idf=index.idf, codes=index.row_codes)
     os.replace(tmp, path)  # readers never see half a file
-    return index
 
 
 _lock = threading.Lock()
@@ -248,6 +252,19 @@ def _get_index() -> _Index:
         if _index is None:
             _index = _load_or_build()
         return _index
+
+
+def prepare_index() -> Path:
+    """Build (or load) the ICD-10-CM index and make sure it is cached under the current MEDUI_HOME, also when this
+    process already holds it in memory from another home; returns the cache file."""
+    global _index
+    path = _cache_path()
+    with _lock:
+        if _index is None:
+            _index = _load_or_build()
+        elif not path.is_file():
+            _save(_index, path)
+    return path
 
 
 def icd10_candidates(text: str, k: int = 5) -> list[Code]:
