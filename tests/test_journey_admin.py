@@ -17,6 +17,7 @@ from browser_harness import (
     expect_no_exception,
     printed_admin_password,
     require_browser,
+    set_number,
     sign_in,
 )
 
@@ -36,13 +37,6 @@ def _first_admin_sign_in(page, base: str, log) -> None:
     page.get_by_label("Repeat the new password").fill(NEW_ADMIN_PASSWORD)
     page.get_by_role("button", name="Change password").click()
     page.get_by_text("Welcome, admin.").wait_for()
-
-
-def _set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")  # Streamlit commits a number input on Enter or blur
-    page.wait_for_timeout(500)
 
 
 def _nav(page, title: str) -> None:
@@ -65,9 +59,9 @@ def test_admin_trains_watches_promotes_and_the_clinician_page_serves_the_new_ver
     page.get_by_text("Advanced (empty = preset or task default)").click()
     # Logged every 2 steps (quick-check preset); long enough that an idle machine does not finish the job between
     # two redraws of the live fragment (12 steps did once in CI), short enough for a loaded one.
-    _set_number(page, "max steps", 60)
-    _set_number(page, "eval steps", 30)
-    _set_number(page, "batch size", 8)
+    for label, value in (("max steps", 60), ("eval steps", 30), ("batch size", 8)):
+        set_number(page, label, value)
+        page.wait_for_timeout(500)  # each commit reruns the page before the next box is typed into
     launch = page.get_by_role("button", name="Launch training")
     launch.wait_for()
     assert launch.is_enabled()
